@@ -1,0 +1,88 @@
+#include "liquidation_price.h"
+#include "fixed_point.h"
+
+static int64_t clamp_price(i128 m) {
+    if (m > (i128)INT64_MAX) return INT64_MAX;
+    return (int64_t)m;
+}
+
+/* Scaled slack (equity - maintenance margin) * S at notional B on tier k: positive is safe. */
+static inline i128 slack_at(i128 x_scaled, i128 m_other, int s, i128 b, int64_t mmr, int64_t cum) {
+    return x_scaled + (i128)s * b * RATE_SCALE - (m_other + b * mmr - (i128)cum * RATE_SCALE);
+}
+
+static int64_t solve_liquidation(i128 x, i128 m_other, int s, int64_t a_value, int64_t first,
+                                 int64_t last, const int64_t *tier_max_notional,
+                                 const int64_t *tier_mmr, const int64_t *tier_maintenance_amount) {
+    i128 xs = x * RATE_SCALE;
+    i128 slack0 = slack_at(xs, m_other, s, 0, tier_mmr[first], tier_maintenance_amount[first]);
+    if (s > 0 && slack0 >= 0) return NULL_PRICE;
+    if (s < 0 && slack0 <= 0) return 0;
+    int64_t k = first;
+    for (; k < last - 1; k++) {
+        i128 sl = slack_at(xs, m_other, s, tier_max_notional[k], tier_mmr[k], tier_maintenance_amount[k]);
+        if (s > 0 ? sl >= 0 : sl <= 0) break;
+    }
+    /* m * A * (s*S - mmr_k) = M - cum_k*S - X*S */
+    i128 r = m_other - (i128)tier_maintenance_amount[k] * RATE_SCALE - xs;
+    i128 den = (i128)a_value * ((i128)s * RATE_SCALE - tier_mmr[k]);
+    if (den < 0) { den = -den; r = -r; }
+    return clamp_price(s > 0 ? ceil_div_i128(r, den) : floor_div_i128(r, den));
+}
+
+static int64_t solve_bankruptcy(i128 x, int s, int64_t a_value) {
+    /* X + s*A*m == 0 */
+    if (s > 0) {
+        if (x >= 0) return NULL_PRICE;
+        return clamp_price(ceil_div_i128(-x, a_value));
+    }
+    if (x <= 0) return 0;
+    return clamp_price(floor_div_i128(x, a_value));
+}
+
+int64_t liquidation_prices(int64_t n_accounts, const int64_t *acct_start, const int64_t *balance,
+                           const int32_t *pos_instrument, const int64_t *pos_qty,
+                           const int64_t *pos_cost, const int64_t *tick_value,
+                           const int64_t *mark_lot_value, const int64_t *tier_start,
+                           const int64_t *tier_max_notional, const int64_t *tier_mmr,
+                           const int64_t *tier_maintenance_amount, int64_t *liquidation_price,
+                           int64_t *bankruptcy_price) {
+    for (int64_t a = 0; a < n_accounts; a++) {
+        i128 equity = balance[a];
+        i128 mm_scaled = 0;
+        for (int64_t p = acct_start[a]; p < acct_start[a + 1]; p++) {
+            int64_t q = pos_qty[p];
+            if (q == 0) continue;
+            int32_t inst = pos_instrument[p];
+            i128 value = (i128)q * mark_lot_value[inst];
+            i128 n = value < 0 ? -value : value;
+            if (n > (i128)INT64_MAX) return a;
+            equity += value - pos_cost[p];
+            int64_t k = tier_of(tier_max_notional, tier_start[inst], tier_start[inst + 1], (int64_t)n);
+            mm_scaled += n * tier_mmr[k] - (i128)tier_maintenance_amount[k] * RATE_SCALE;
+        }
+        for (int64_t p = acct_start[a]; p < acct_start[a + 1]; p++) {
+            int64_t q = pos_qty[p];
+            if (q == 0) {
+                liquidation_price[p] = NULL_PRICE;
+                bankruptcy_price[p] = NULL_PRICE;
+                continue;
+            }
+            int32_t inst = pos_instrument[p];
+            int s = q > 0 ? 1 : -1;
+            i128 value = (i128)q * mark_lot_value[inst];
+            i128 n = value < 0 ? -value : value;
+            int64_t first = tier_start[inst], last = tier_start[inst + 1];
+            int64_t k = tier_of(tier_max_notional, first, last, (int64_t)n);
+            i128 m_other = mm_scaled - (n * tier_mmr[k] - (i128)tier_maintenance_amount[k] * RATE_SCALE);
+            /* equity with this position valued at price 0: its value term removed, cost kept */
+            i128 x = equity - value;
+            int64_t a_value = (int64_t)((q < 0 ? -(i128)q : (i128)q) * tick_value[inst]);
+            liquidation_price[p] = solve_liquidation(x, m_other, s, a_value, first, last,
+                                                     tier_max_notional, tier_mmr,
+                                                     tier_maintenance_amount);
+            bankruptcy_price[p] = solve_bankruptcy(x, s, a_value);
+        }
+    }
+    return -1;
+}

@@ -1,0 +1,149 @@
+# cython: language_level=3
+"""Bindings of the C kernels: check shapes, allocate outputs, release the GIL, call."""
+import numpy as np
+
+from libc.stdint cimport int8_t, int32_t, int64_t
+
+from engine._native.kernels cimport (
+    NULL_PRICE as C_NULL_PRICE,
+    liquidation_prices as c_liquidation_prices,
+    position_margins as c_position_margins,
+    sweep_accounts as c_sweep_accounts,
+)
+
+NULL_PRICE = C_NULL_PRICE
+
+# A zero-length memoryview has no element 0 to take the address of.
+cdef int64_t _one_i64[1]
+cdef int32_t _one_i32[1]
+
+
+class NativeOverflowError(OverflowError):
+    """A value outside the fixed-point range; `index` names the account or position."""
+
+    def __init__(self, message, index):
+        super().__init__(message)
+        self.index = index
+
+
+cdef inline const int64_t* p64(const int64_t[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else _one_i64
+
+
+cdef inline const int32_t* p32(const int32_t[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else _one_i32
+
+
+def _check_book(const int64_t[::1] acct_start, const int64_t[::1] balance,
+                const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
+                const int64_t[::1] pos_cost, const int64_t[::1] tier_start,
+                Py_ssize_t n_instruments):
+    if acct_start.shape[0] != balance.shape[0] + 1:
+        raise ValueError("acct_start must have one more entry than balance")
+    n_pos = pos_qty.shape[0]
+    if pos_instrument.shape[0] != n_pos or pos_cost.shape[0] != n_pos:
+        raise ValueError("position columns must have equal lengths")
+    if acct_start.shape[0] and (acct_start[0] != 0 or acct_start[acct_start.shape[0] - 1] > n_pos):
+        raise ValueError("acct_start must start at 0 and end within the position columns")
+    if tier_start.shape[0] != n_instruments + 1:
+        raise ValueError("tier_start must have one entry per instrument plus one")
+
+
+def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
+                   const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
+                   const int64_t[::1] pos_cost, const int32_t[::1] pos_leverage,
+                   const int64_t[::1] mark_lot_value, const int64_t[::1] tier_start,
+                   const int64_t[::1] tier_max_notional, const int64_t[::1] tier_mmr,
+                   const int64_t[::1] tier_maintenance_amount,
+                   const int64_t[::1] tier_max_leverage, int64_t warning_rate,
+                   bint with_initial_margin=True):
+    """Equity, maintenance margin, initial margin (or None) and status of every account."""
+    _check_book(acct_start, balance, pos_instrument, pos_qty, pos_cost, tier_start,
+                mark_lot_value.shape[0])
+    if pos_leverage.shape[0] != pos_qty.shape[0]:
+        raise ValueError("pos_leverage must match the position columns")
+    cdef Py_ssize_t n = balance.shape[0]
+    equity = np.empty(n, dtype=np.int64)
+    maintenance = np.empty(n, dtype=np.int64)
+    initial = np.empty(n if with_initial_margin else 0, dtype=np.int64)
+    status = np.empty(n, dtype=np.int8)
+    cdef int64_t[::1] eq_v = equity
+    cdef int64_t[::1] mm_v = maintenance
+    cdef int64_t[::1] im_v = initial
+    cdef int8_t[::1] st_v = status
+    cdef int64_t *im_ptr = NULL
+    cdef int8_t one_status[1]
+    if with_initial_margin and n > 0:
+        im_ptr = &im_v[0]
+    cdef int64_t bad
+    with nogil:
+        bad = c_sweep_accounts(n, p64(acct_start), p64(balance), p32(pos_instrument),
+                               p64(pos_qty), p64(pos_cost), p32(pos_leverage),
+                               p64(mark_lot_value), p64(tier_start), p64(tier_max_notional),
+                               p64(tier_mmr), p64(tier_maintenance_amount),
+                               p64(tier_max_leverage), warning_rate,
+                               <int64_t*>p64(eq_v), <int64_t*>p64(mm_v), im_ptr,
+                               &st_v[0] if n > 0 else one_status)
+    if bad >= 0:
+        raise NativeOverflowError(f"account at index {bad}: a notional or total exceeds int64", bad)
+    return equity, maintenance, (initial if with_initial_margin else None), status
+
+
+def position_margins(const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
+                     const int64_t[::1] pos_cost, const int32_t[::1] pos_leverage,
+                     const int64_t[::1] mark_lot_value, const int64_t[::1] tier_start,
+                     const int64_t[::1] tier_max_notional, const int64_t[::1] tier_mmr,
+                     const int64_t[::1] tier_maintenance_amount,
+                     const int64_t[::1] tier_max_leverage):
+    """Notional, unrealized PnL, maintenance and initial margin and tier of each position."""
+    cdef Py_ssize_t n = pos_qty.shape[0]
+    if pos_instrument.shape[0] != n or pos_cost.shape[0] != n or pos_leverage.shape[0] != n:
+        raise ValueError("position columns must have equal lengths")
+    if tier_start.shape[0] != mark_lot_value.shape[0] + 1:
+        raise ValueError("tier_start must have one entry per instrument plus one")
+    out = [np.empty(n, dtype=np.int64) for _ in range(5)]
+    cdef int64_t[::1] o0 = out[0]
+    cdef int64_t[::1] o1 = out[1]
+    cdef int64_t[::1] o2 = out[2]
+    cdef int64_t[::1] o3 = out[3]
+    cdef int64_t[::1] o4 = out[4]
+    cdef int64_t bad
+    with nogil:
+        bad = c_position_margins(n, p32(pos_instrument), p64(pos_qty), p64(pos_cost),
+                                 p32(pos_leverage), p64(mark_lot_value), p64(tier_start),
+                                 p64(tier_max_notional), p64(tier_mmr),
+                                 p64(tier_maintenance_amount), p64(tier_max_leverage),
+                                 <int64_t*>p64(o0), <int64_t*>p64(o1), <int64_t*>p64(o2),
+                                 <int64_t*>p64(o3), <int64_t*>p64(o4))
+    if bad >= 0:
+        raise NativeOverflowError(f"position at index {bad}: a value exceeds int64", bad)
+    return tuple(out)
+
+
+def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance,
+                       const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
+                       const int64_t[::1] pos_cost, const int64_t[::1] tick_value,
+                       const int64_t[::1] mark_lot_value, const int64_t[::1] tier_start,
+                       const int64_t[::1] tier_max_notional, const int64_t[::1] tier_mmr,
+                       const int64_t[::1] tier_maintenance_amount):
+    """Cross liquidation and bankruptcy price (ticks, NULL_PRICE for none) of each slot."""
+    _check_book(acct_start, balance, pos_instrument, pos_qty, pos_cost, tier_start,
+                mark_lot_value.shape[0])
+    if tick_value.shape[0] != mark_lot_value.shape[0]:
+        raise ValueError("tick_value must have one entry per instrument")
+    cdef Py_ssize_t n_pos = pos_qty.shape[0]
+    liq = np.full(n_pos, C_NULL_PRICE, dtype=np.int64)
+    bkr = np.full(n_pos, C_NULL_PRICE, dtype=np.int64)
+    cdef int64_t[::1] liq_v = liq
+    cdef int64_t[::1] bkr_v = bkr
+    cdef int64_t bad
+    with nogil:
+        bad = c_liquidation_prices(balance.shape[0], p64(acct_start), p64(balance),
+                                   p32(pos_instrument), p64(pos_qty), p64(pos_cost),
+                                   p64(tick_value), p64(mark_lot_value), p64(tier_start),
+                                   p64(tier_max_notional), p64(tier_mmr),
+                                   p64(tier_maintenance_amount), <int64_t*>p64(liq_v),
+                                   <int64_t*>p64(bkr_v))
+    if bad >= 0:
+        raise NativeOverflowError(f"account at index {bad}: a notional exceeds int64", bad)
+    return liq, bkr

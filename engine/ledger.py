@@ -1,0 +1,128 @@
+"""Append-only double-entry ledger of every money movement.
+
+A posting moves `amount` (> 0, money units) from `debit` to `credit`; an account's balance is
+its credits minus its debits, so the balances of all accounts, house accounts included, sum
+to zero at all times. Trader and fund accounts have ids >= 0; house accounts are negative:
+EXTERNAL is the world outside the venue (deposits come from it), CLEARING is the other side
+of trade settlement (realized PnL), FEES collects trading fees.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import numpy as np
+import pyarrow as pa
+
+EXTERNAL = -1
+CLEARING = -2
+FEES = -3
+HOUSE_ACCOUNTS = {EXTERNAL: "external", CLEARING: "clearing", FEES: "fees"}
+
+
+class Reason(IntEnum):
+    OPENING_BALANCE = 1
+    DEPOSIT = 2
+    WITHDRAW = 3
+    REALIZED_PNL = 4
+    TRADING_FEE = 5
+    LIQUIDATION_FEE = 6
+    TAKEOVER = 7
+    INSURANCE_PAYOUT = 8
+    ADL = 9
+    SOCIALIZED_LOSS = 10
+    FUNDING = 11
+
+
+_COLUMNS = ("seq", "event_id", "debit", "credit", "amount", "reason")
+
+
+class Ledger:
+    """Columnar, growable, append-only. Postings are never edited or removed."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self._cols = {name: np.zeros(max(capacity, 16), dtype=np.int64) for name in _COLUMNS}
+        self._len = 0
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _reserve(self, extra: int) -> None:
+        need = self._len + extra
+        cap = len(self._cols["seq"])
+        if need <= cap:
+            return
+        new_cap = max(need, cap * 2)
+        for name, col in self._cols.items():
+            grown = np.zeros(new_cap, dtype=np.int64)
+            grown[: self._len] = col[: self._len]
+            self._cols[name] = grown
+
+    def post(self, debit: int, credit: int, amount: int, reason: Reason, event_id: int) -> None:
+        assert amount > 0, f"posting amount must be positive, got {amount}"
+        assert debit != credit, f"posting from account {debit} to itself"
+        self._reserve(1)
+        i = self._len
+        self._cols["seq"][i] = i
+        self._cols["event_id"][i] = event_id
+        self._cols["debit"][i] = debit
+        self._cols["credit"][i] = credit
+        self._cols["amount"][i] = amount
+        self._cols["reason"][i] = int(reason)
+        self._len += 1
+
+    def post_many(
+        self,
+        debit: np.ndarray,
+        credit: np.ndarray,
+        amount: np.ndarray,
+        reason: Reason,
+        event_id: np.ndarray,
+    ) -> None:
+        """Vectorized post; zero amounts are skipped (a posting moves something)."""
+        amount = np.asarray(amount, dtype=np.int64)
+        keep = amount != 0
+        assert (amount >= 0).all(), "posting amounts must not be negative"
+        n = int(keep.sum())
+        if n == 0:
+            return
+        debit_k = np.broadcast_to(np.asarray(debit, dtype=np.int64), amount.shape)[keep]
+        credit_k = np.broadcast_to(np.asarray(credit, dtype=np.int64), amount.shape)[keep]
+        assert (debit_k != credit_k).all(), "posting from an account to itself"
+        self._reserve(n)
+        s = slice(self._len, self._len + n)
+        self._cols["seq"][s] = np.arange(self._len, self._len + n)
+        self._cols["event_id"][s] = np.broadcast_to(
+            np.asarray(event_id, dtype=np.int64), amount.shape
+        )[keep]
+        self._cols["debit"][s] = debit_k
+        self._cols["credit"][s] = credit_k
+        self._cols["amount"][s] = amount[keep]
+        self._cols["reason"][s] = int(reason)
+        self._len += n
+
+    def column(self, name: str) -> np.ndarray:
+        return self._cols[name][: self._len]
+
+    def net_by_account(self) -> tuple[np.ndarray, np.ndarray]:
+        """(account ids, credits - debits) over every account that appears in a posting."""
+        debit, credit, amount = self.column("debit"), self.column("credit"), self.column("amount")
+        ids = np.concatenate([credit, debit])
+        signed = np.concatenate([amount, -amount])
+        unique, inverse = np.unique(ids, return_inverse=True)
+        net = np.zeros(len(unique), dtype=np.int64)
+        np.add.at(net, inverse, signed)
+        return unique, net
+
+    def to_arrow(self) -> pa.Table:
+        reason_names = np.array([""] + [r.name.lower() for r in Reason], dtype=object)
+        return pa.table(
+            {
+                "seq": self.column("seq"),
+                "event_id": self.column("event_id"),
+                "debit": self.column("debit"),
+                "credit": self.column("credit"),
+                "amount": self.column("amount"),
+                "reason": pa.array(reason_names[self.column("reason")], type=pa.string()),
+            }
+        )
