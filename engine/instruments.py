@@ -199,7 +199,8 @@ def _parse_tiers(tiers_raw: list[Any], where: str, money_decimals: int) -> tuple
         if not isinstance(tier, dict):
             raise InstrumentError(f"{at}: expected an object")
         last = k == len(tiers_raw) - 1
-        bound_raw = _field(tier, "max_notional", at)
+        # TOML has no null: there the unbounded last tier simply omits max_notional.
+        bound_raw = tier.get("max_notional") if last else _field(tier, "max_notional", at)
         if bound_raw is None:
             if not last:
                 raise InstrumentError(f"{at}.max_notional: only the last tier may be unbounded")
