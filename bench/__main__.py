@@ -1,0 +1,85 @@
+"""Benchmark runner: `python -m bench [--accounts N --positions N --smoke --json FILE]`.
+
+Times the native exact sweep and the numpy baseline of the same computation on the same
+synthetic book in this process, and prints medians and the ratio. No thresholds: numbers,
+not verdicts (targets are in the issues and the closing notes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.baselines import numpy_sweep
+from engine.synthetic import synthetic_book
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm: page faults, caches
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("--accounts", type=int, default=1_000_000)
+    parser.add_argument("--positions", type=int, default=3_000_000)
+    parser.add_argument("--instruments", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.accounts, args.positions, args.repeats = 10_000, 30_000, 3
+
+    book = synthetic_book(args.accounts, args.positions, args.instruments)
+    n_pos = len(book.pos_qty)
+    rows = {
+        "native sweep (equity, MM, status)": median_seconds(
+            lambda: book.sweep(with_initial_margin=False), args.repeats
+        ),
+        "native sweep (+ initial margin)": median_seconds(book.sweep, args.repeats),
+        "numpy baseline (equity, MM, status)": median_seconds(
+            lambda: numpy_sweep(book), max(3, args.repeats // 3)
+        ),
+        "liquidation prices (all positions)": median_seconds(
+            book.liquidation_prices, max(3, args.repeats // 3)
+        ),
+    }
+    baseline = rows["numpy baseline (equity, MM, status)"]
+    print(
+        f"book: {book.n_accounts:,} accounts, {n_pos:,} positions, {args.instruments} instruments"
+    )
+    print(f"{'pass':40} {'median ms':>10} {'M pos/s':>9} {'vs numpy':>9}")
+    for name, seconds in rows.items():
+        print(
+            f"{name:40} {seconds * 1e3:10.2f} {n_pos / seconds / 1e6:9.1f}"
+            f" {baseline / seconds:8.1f}x"
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {
+                    "accounts": book.n_accounts,
+                    "positions": n_pos,
+                    "median_seconds": rows,
+                    "ratio_vs_numpy": {k: baseline / v for k, v in rows.items()},
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
