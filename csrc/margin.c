@@ -10,39 +10,41 @@ int64_t sweep_accounts(int64_t n_accounts, const int64_t *acct_start, const int6
                        int64_t warning_rate, int64_t *equity, int64_t *maintenance_margin,
                        int64_t *initial_margin, int8_t *status) {
     for (int64_t a = 0; a < n_accounts; a++) {
+        /* Branch-light inner loop: a free slot (qty 0, cost 0) adds exactly nothing, and
+         * overflow flags are or-ed and tested once per account. Equity sums in 128 bits so
+         * only the final total must fit; margins are non-negative so their partial sums
+         * never exceed the total. */
         i128 eq = balance[a];
-        i128 mm = 0;
-        i128 im = 0;
-        int has_position = 0;
+        int64_t mm = 0, im = 0, any_position = 0;
+        int overflow = 0;
         for (int64_t p = acct_start[a]; p < acct_start[a + 1]; p++) {
             int64_t q = pos_qty[p];
-            if (q == 0) continue;
-            has_position = 1;
             int32_t inst = pos_instrument[p];
-            int64_t lot_value = mark_lot_value[inst];
-            i128 value = (i128)q * lot_value;
-            i128 notional128 = value < 0 ? -value : value;
-            if (notional128 > (i128)INT64_MAX) return a;
-            int64_t notional = (int64_t)notional128;
-            eq += value - pos_cost[p];
+            int64_t value;
+            overflow |= __builtin_mul_overflow(q, mark_lot_value[inst], &value);
+            int64_t notional = value < 0 ? -value : value;
+            overflow |= notional < 0; /* value == INT64_MIN */
+            any_position |= q;
+            eq += (i128)value - pos_cost[p];
             int64_t k = tier_of(tier_max_notional, tier_start[inst], tier_start[inst + 1], notional);
-            mm += ceil_rate_product(notional, tier_mmr[k]) - tier_maintenance_amount[k];
+            overflow |= __builtin_add_overflow(
+                mm, ceil_rate_product(notional, tier_mmr[k]) - tier_maintenance_amount[k], &mm);
             if (initial_margin) {
                 int64_t lev = pos_leverage[p];
                 if (lev > tier_max_leverage[k]) lev = tier_max_leverage[k];
-                im += (notional + lev - 1) / lev;
+                overflow |= __builtin_add_overflow(im, notional / lev + (notional % lev != 0), &im);
             }
         }
-        if (!fits_i64(eq) || !fits_i64(mm) || !fits_i64(im)) return a;
+        if (overflow || !fits_i64(eq)) return a;
         equity[a] = (int64_t)eq;
-        maintenance_margin[a] = (int64_t)mm;
-        if (initial_margin) initial_margin[a] = (int64_t)im;
+        maintenance_margin[a] = mm;
+        if (initial_margin) initial_margin[a] = im;
         int8_t s = STATUS_OK;
         if (eq < 0) {
             s = STATUS_BANKRUPT;
-        } else if (has_position) {
+        } else if (any_position) {
             if (eq <= mm) s = STATUS_LIQUIDATE;
-            else if (mm * RATE_SCALE >= (i128)warning_rate * eq) s = STATUS_MARGIN_CALL;
+            else if ((i128)mm * RATE_SCALE >= (i128)warning_rate * eq) s = STATUS_MARGIN_CALL;
         }
         status[a] = s;
     }
