@@ -349,6 +349,51 @@ class Book:
         if p is not None:
             self.pos_leverage[p] = leverage
 
+    # ----- waterfall support (engine.waterfall) ------------------------------------------
+    def new_event_id(self) -> int:
+        """The next event id of this book (ids only grow; the waterfall numbers its actions)."""
+        return self._event_id(None)
+
+    def transfer(self, debit: int, credit: int, amount: int, reason: Reason, event_id: int) -> None:
+        """Move `amount` (> 0 money units) between two known accounts as one ledger posting.
+
+        For the waterfall's movements (liquidation fee, takeover, insurance payout, ADL,
+        socialized loss); trades go through apply_fill. House accounts are negative ids.
+        """
+        amount = _as_int(amount, "amount")
+        if not amount > 0:
+            raise Rejected("invalid_amount", f"transfer amount must be positive, got {amount}")
+        for account in (debit, credit):
+            if account < 0:
+                if account not in self.house_balance:
+                    raise Rejected("unknown_account", f"unknown house account {account}")
+            else:
+                self.row_of(account)
+        self._post(debit, credit, amount, reason, event_id)
+
+    def positions_of(self, account_id: int) -> list[tuple[int, int, int]]:
+        """(instrument index, qty lots, cost money units) of every open position, by index."""
+        row = self.row_of(account_id)
+        lo, hi = int(self.acct_start[row]), int(self.acct_start[row + 1])
+        found = {
+            int(self.pos_instrument[p]): (int(self.pos_qty[p]), int(self.pos_cost[p]))
+            for p in range(lo, hi)
+            if self.pos_qty[p] != 0
+        }
+        for (r, inst), pending in self._pending.items():
+            if r == row:
+                found[inst] = (pending[0], pending[1])
+        return [(inst, qty, cost) for inst, (qty, cost) in sorted(found.items())]
+
+    def account_margin(self, account_id: int) -> tuple[int, int]:
+        """(equity, maintenance margin) of one account at the current marks, exact."""
+        row = self.row_of(account_id)
+        if any(r == row for r, _ in self._pending):
+            self.compact()
+        lo, hi = int(self.acct_start[row]), int(self.acct_start[row + 1])
+        risk = self._sweep_rows(lo, hi, self._balance[row : row + 1], with_initial_margin=False)
+        return int(risk.equity[0]), int(risk.maintenance_margin[0])
+
     # ----- marks -------------------------------------------------------------------------
     def set_mark(self, symbol: str, price: int) -> None:
         price = _as_int(price, "mark price")

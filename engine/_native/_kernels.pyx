@@ -5,13 +5,23 @@ import numpy as np
 from libc.stdint cimport int8_t, int32_t, int64_t
 
 from engine._native.kernels cimport (
+    ADL_POLICY_HYPERLIQUID as C_ADL_POLICY_HYPERLIQUID,
+    ADL_POLICY_PNL_LEVERAGE as C_ADL_POLICY_PNL_LEVERAGE,
+    ADL_SCORE_SCALE as C_ADL_SCORE_SCALE,
     NULL_PRICE as C_NULL_PRICE,
+    adl_scores as c_adl_scores,
+    adl_top_k as c_adl_top_k,
+    allocate_largest_remainder as c_allocate_largest_remainder,
     liquidation_prices as c_liquidation_prices,
     position_margins as c_position_margins,
+    sweep_account_rows as c_sweep_account_rows,
     sweep_accounts as c_sweep_accounts,
 )
 
 NULL_PRICE = C_NULL_PRICE
+ADL_POLICY_PNL_LEVERAGE = C_ADL_POLICY_PNL_LEVERAGE
+ADL_POLICY_HYPERLIQUID = C_ADL_POLICY_HYPERLIQUID
+ADL_SCORE_SCALE = C_ADL_SCORE_SCALE
 
 # A zero-length memoryview has no element 0 to take the address of.
 cdef int64_t _one_i64[1]
@@ -56,7 +66,7 @@ def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
                    const int64_t[::1] tier_max_notional, const int64_t[::1] tier_mmr,
                    const int64_t[::1] tier_maintenance_amount,
                    const int64_t[::1] tier_max_leverage, int64_t warning_rate,
-                   bint with_initial_margin=True):
+                   bint with_initial_margin=True, int n_threads=1):
     """Equity, maintenance margin, initial margin (or None) and status of every account."""
     _check_book(acct_start, balance, pos_instrument, pos_qty, pos_cost, tier_start,
                 mark_lot_value.shape[0])
@@ -83,10 +93,49 @@ def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
                                p64(tier_mmr), p64(tier_maintenance_amount),
                                p64(tier_max_leverage), warning_rate,
                                <int64_t*>p64(eq_v), <int64_t*>p64(mm_v), im_ptr,
-                               &st_v[0] if n > 0 else one_status)
+                               &st_v[0] if n > 0 else one_status, n_threads)
     if bad >= 0:
         raise NativeOverflowError(f"account at index {bad}: a notional or total exceeds int64", bad)
     return equity, maintenance, (initial if with_initial_margin else None), status
+
+
+def sweep_account_rows(const int64_t[::1] rows, const int64_t[::1] acct_start,
+                       const int64_t[::1] balance, const int32_t[::1] pos_instrument,
+                       const int64_t[::1] pos_qty, const int64_t[::1] pos_cost,
+                       const int32_t[::1] pos_leverage, const int64_t[::1] mark_lot_value,
+                       const int64_t[::1] tier_start, const int64_t[::1] tier_max_notional,
+                       const int64_t[::1] tier_mmr, const int64_t[::1] tier_maintenance_amount,
+                       const int64_t[::1] tier_max_leverage, int64_t warning_rate):
+    """Equity, maintenance margin and status of the listed account rows only."""
+    _check_book(acct_start, balance, pos_instrument, pos_qty, pos_cost, tier_start,
+                mark_lot_value.shape[0])
+    if pos_leverage.shape[0] != pos_qty.shape[0]:
+        raise ValueError("pos_leverage must match the position columns")
+    cdef Py_ssize_t n = rows.shape[0]
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not (0 <= rows[i] < balance.shape[0]):
+            raise IndexError(f"account row {rows[i]} out of range")
+    equity = np.empty(n, dtype=np.int64)
+    maintenance = np.empty(n, dtype=np.int64)
+    status = np.empty(n, dtype=np.int8)
+    cdef int64_t[::1] eq_v = equity
+    cdef int64_t[::1] mm_v = maintenance
+    cdef int8_t[::1] st_v = status
+    cdef int8_t one_status[1]
+    cdef int64_t bad
+    with nogil:
+        bad = c_sweep_account_rows(n, p64(rows), p64(acct_start), p64(balance),
+                                   p32(pos_instrument), p64(pos_qty), p64(pos_cost),
+                                   p32(pos_leverage), p64(mark_lot_value), p64(tier_start),
+                                   p64(tier_max_notional), p64(tier_mmr),
+                                   p64(tier_maintenance_amount), p64(tier_max_leverage),
+                                   warning_rate, <int64_t*>p64(eq_v), <int64_t*>p64(mm_v),
+                                   &st_v[0] if n > 0 else one_status)
+    if bad >= 0:
+        raise NativeOverflowError(f"account row {rows[bad]}: a notional or total exceeds int64",
+                                  rows[bad])
+    return equity, maintenance, status
 
 
 def position_margins(const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
@@ -147,3 +196,68 @@ def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance
     if bad >= 0:
         raise NativeOverflowError(f"account at index {bad}: a notional exceeds int64", bad)
     return liq, bkr
+
+
+def adl_scores(int policy, const int64_t[::1] unrealized_pnl, const int64_t[::1] cost_abs,
+               const int64_t[::1] notional, const int64_t[::1] account_equity):
+    """ADL ranking score of each candidate position (csrc/adl.h), int64 at ADL_SCORE_SCALE."""
+    cdef Py_ssize_t n = unrealized_pnl.shape[0]
+    if cost_abs.shape[0] != n or notional.shape[0] != n or account_equity.shape[0] != n:
+        raise ValueError("candidate columns must have equal lengths")
+    score = np.empty(n, dtype=np.int64)
+    cdef int64_t[::1] score_v = score
+    cdef int64_t bad
+    with nogil:
+        bad = c_adl_scores(n, policy, p64(unrealized_pnl), p64(cost_abs), p64(notional),
+                           p64(account_equity), <int64_t*>p64(score_v))
+    if bad == n:
+        raise ValueError(f"unknown ADL policy {policy}")
+    if bad >= 0:
+        raise ValueError(f"candidate {bad}: cost_abs and notional must not be negative")
+    return score
+
+
+def adl_top_k(const int64_t[::1] group, const int64_t[::1] score,
+              const int64_t[::1] account_id, Py_ssize_t n_groups, Py_ssize_t k):
+    """Best min(k, size) candidates of each group, best first: (top_index[g, :], count[g])."""
+    cdef Py_ssize_t n = group.shape[0]
+    if score.shape[0] != n or account_id.shape[0] != n:
+        raise ValueError("candidate columns must have equal lengths")
+    if not (k >= 1 and n_groups >= 0):
+        raise ValueError("k must be at least 1 and n_groups not negative")
+    top = np.full((n_groups, k), -1, dtype=np.int64)
+    count = np.zeros(n_groups, dtype=np.int64)
+    cdef int64_t[:, ::1] top_v = top
+    cdef int64_t[::1] count_v = count
+    cdef int64_t bad
+    with nogil:
+        bad = c_adl_top_k(n, p64(group), p64(score), p64(account_id), n_groups, k,
+                          &top_v[0, 0] if n_groups > 0 else _one_i64,
+                          <int64_t*>p64(count_v))
+    if bad >= 0:
+        raise ValueError(f"candidate {bad}: group out of range")
+    return top, count
+
+
+def allocate_largest_remainder(const int64_t[::1] weight, const int64_t[::1] account_id,
+                               int64_t total):
+    """Exact pro-rata parts of `total` over `weight` (csrc/allocation.h): (part, allocated)."""
+    cdef Py_ssize_t n = weight.shape[0]
+    if account_id.shape[0] != n:
+        raise ValueError("weight and account_id must have equal lengths")
+    if not total >= 0:
+        raise ValueError("total must not be negative")
+    part = np.zeros(n, dtype=np.int64)
+    remainder = np.zeros(n, dtype=np.int64)
+    scratch = np.zeros(n, dtype=np.int64)
+    cdef int64_t[::1] part_v = part
+    cdef int64_t[::1] rem_v = remainder
+    cdef int64_t[::1] scratch_v = scratch
+    cdef int64_t allocated
+    with nogil:
+        allocated = c_allocate_largest_remainder(n, p64(weight), p64(account_id), total,
+                                                 <int64_t*>p64(part_v), <int64_t*>p64(rem_v),
+                                                 <int64_t*>p64(scratch_v))
+    if allocated < 0:
+        raise ValueError(f"weight {-1 - allocated}: negative, or the weights sum beyond int64")
+    return part, allocated
