@@ -2,9 +2,13 @@
 
 CLEARING_DEBUG=1 builds with Cython's bounds and wraparound checks on and -O1 -g, for the
 kernel tests in CI. CLEARING_MARCH=native (or any -march value) opts in to CPU-specific code.
+OpenMP is used when the compiler links a probe with -fopenmp (CLEARING_OPENMP=0 turns it
+off); without it the same kernels build and run on one thread.
 """
 
 import os
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +23,25 @@ compile_args += ["-Wall", "-Wno-unused-function"]
 if march:
     compile_args.append(f"-march={march}")
 
+
+
+def openmp_flags() -> list[str]:
+    if os.environ.get("CLEARING_OPENMP", "1") == "0":
+        return []
+    compiler = os.environ.get("CC", "cc")
+    with tempfile.TemporaryDirectory() as tmp:
+        probe = Path(tmp) / "probe.c"
+        probe.write_text("#include <omp.h>\nint main(void){return omp_get_max_threads() < 1;}\n")
+        result = subprocess.run(
+            [compiler, "-fopenmp", str(probe), "-o", str(Path(tmp) / "probe")],
+            capture_output=True,
+            check=False,
+        )
+    return ["-fopenmp"] if result.returncode == 0 else []
+
+
+omp = openmp_flags()
+compile_args += omp
 csrc = sorted(str(p) for p in Path("csrc").glob("*.c"))
 
 extensions = [
@@ -27,6 +50,7 @@ extensions = [
         sources=["engine/_native/_kernels.pyx", *csrc],
         include_dirs=["csrc", np.get_include()],
         extra_compile_args=compile_args,
+        extra_link_args=omp,
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
     )
 ]

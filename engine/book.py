@@ -89,6 +89,7 @@ class Book:
         self.mark_lot_value = np.zeros(n_inst, dtype=np.int64)
         self.mark_set = np.zeros(n_inst, dtype=bool)
         self._next_event_id = 1
+        self.sweep_threads = 1
         # Cost basis of positions loaded from outside (not built by fills in this book): the
         # clearing account's balance plus the open cost basis equals this in a closed book.
         self.opening_position_cost = 0
@@ -467,8 +468,12 @@ class Book:
         )
         return Risk(eq, mm, im, st)
 
-    def sweep(self, *, with_initial_margin: bool = True) -> Risk:
-        """Equity, margins and status of every account at the current marks (exact)."""
+    def sweep(self, *, with_initial_margin: bool = True, threads: int | None = None) -> Risk:
+        """Equity, margins and status of every account at the current marks (exact).
+
+        `threads` (default `self.sweep_threads`) splits the accounts over OpenMP threads;
+        the result is the same for any count.
+        """
         self.compact()
         try:
             eq, mm, im, st = _native.sweep_accounts(
@@ -482,11 +487,28 @@ class Book:
                 *self._tier_args(),
                 self.warning_rate,
                 with_initial_margin,
+                self.sweep_threads if threads is None else threads,
             )
         except _native.NativeOverflowError as exc:
             account = int(self.account_id[exc.index])
             raise OverflowError(f"account {account}: a notional or total exceeds int64") from None
         return Risk(eq, mm, im, st)
+
+    def sweep_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Equity, maintenance margin and status of the given account rows only."""
+        self.compact()
+        return _native.sweep_account_rows(
+            np.ascontiguousarray(rows, dtype=np.int64),
+            self.acct_start,
+            self.balance,
+            self.pos_instrument,
+            self.pos_qty,
+            self.pos_cost,
+            self.pos_leverage,
+            self.mark_lot_value,
+            *self._tier_args(),
+            self.warning_rate,
+        )
 
     def position_margins(self) -> dict[str, np.ndarray]:
         """Per slot: notional, unrealized_pnl, maintenance_margin, initial_margin, tier."""

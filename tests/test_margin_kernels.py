@@ -274,3 +274,46 @@ def test_bad_shapes_are_rejected() -> None:
             np.ones(1, dtype=np.int64),
             S,
         )
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books(), st.data())
+def test_row_subset_and_threads_match_the_full_sweep(book: dict, data: st.DataObject) -> None:
+    try:
+        full = run_sweep(book, with_initial_margin=False)
+    except _native.NativeOverflowError:
+        return
+    start, inst, qty, cost, lev = csr(book["positions"])
+    n = len(book["balances"])
+    rows = np.array(data.draw(st.lists(st.integers(0, max(n - 1, 0)), max_size=8)) if n else [])
+    args = (
+        start,
+        np.array(book["balances"], dtype=np.int64),
+        inst,
+        qty,
+        cost,
+        lev,
+        np.array(book["mark_lot_value"], dtype=np.int64),
+        *flatten(book["tiers"]),
+        book["warning_rate"],
+    )
+    equity, mm, status = _native.sweep_account_rows(rows.astype(np.int64), *args)
+    assert np.array_equal(equity, full[0][rows.astype(np.int64)])
+    assert np.array_equal(mm, full[1][rows.astype(np.int64)])
+    assert np.array_equal(status, full[3][rows.astype(np.int64)])
+    threaded = _native.sweep_accounts(*args, False, 2)
+    assert all(np.array_equal(a, b) for a, b in zip(threaded[::3], full[::3], strict=True))
+
+
+def test_threads_on_a_large_book_match_one_thread() -> None:
+    from engine.synthetic import synthetic_book
+
+    book = synthetic_book(50_000, 150_000, 50, seed=5)
+    one = book.sweep(threads=1)
+    two = book.sweep(threads=2)
+    for a, b in zip(
+        (one.equity, one.maintenance_margin, one.initial_margin, one.status),
+        (two.equity, two.maintenance_margin, two.initial_margin, two.status),
+        strict=True,
+    ):
+        assert np.array_equal(a, b)
