@@ -90,6 +90,9 @@ class Book:
         self.mark_set = np.zeros(n_inst, dtype=bool)
         self._next_event_id = 1
         self.sweep_threads = 1
+        # Rows whose balance or positions changed since a consumer (the incremental sweep)
+        # last drained this set.
+        self.changed_rows: set[int] = set()
         # Cost basis of positions loaded from outside (not built by fills in this book): the
         # clearing account's balance plus the open cost basis equals this in a closed book.
         self.opening_position_cost = 0
@@ -135,7 +138,9 @@ class Book:
             if account < 0:
                 self.house_balance[account] += delta
             else:
-                self._balance[self.index.row(account)] += delta
+                row = self.index.row(account)
+                self._balance[row] += delta
+                self.changed_rows.add(row)
 
     # ----- accounts ----------------------------------------------------------------------
     def row_of(self, account_id: int) -> int:
@@ -294,6 +299,7 @@ class Book:
         return realized
 
     def _store_position(self, row: int, inst: int, qty: int, cost: int) -> None:
+        self.changed_rows.add(row)
         key = (row, inst)
         if key in self._pending:
             if qty == 0:
