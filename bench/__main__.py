@@ -16,7 +16,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.baselines import numpy_sweep
+from engine.book import Book
+from engine.incremental import IncrementalSweep
 from engine.synthetic import synthetic_book
+
+MOVES = (0.0001, 0.001, 0.01, 0.05)
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
@@ -27,6 +31,33 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def incremental_ticks(book: Book, repeats: int) -> dict[float, tuple[float, int]]:
+    """Median time and accounts checked for the first tick after every mark moves by `move`
+    from a fresh anchor (a tick that re-anchors counts its full sweep)."""
+    anchor_marks = book.mark.copy()
+    symbols = list(book.instruments.index)
+
+    def set_marks(factor: float) -> None:
+        for i, symbol in enumerate(symbols):
+            book.set_mark(symbol, int(anchor_marks[i] * factor))
+
+    inc = IncrementalSweep(book)
+    results = {}
+    for move in MOVES:
+        times, checked = [], 0
+        for _ in range(max(3, repeats // 2)):
+            set_marks(1.0)
+            inc.anchor()
+            set_marks(1 + move)
+            start = time.perf_counter()
+            result = inc.tick()
+            times.append(time.perf_counter() - start)
+            checked = len(result.rows)
+        results[move] = (statistics.median(times), checked)
+    set_marks(1.0)
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
             lambda: book.sweep(with_initial_margin=False), args.repeats
         ),
         "native sweep (+ initial margin)": median_seconds(book.sweep, args.repeats),
+        "native sweep, 2 threads": median_seconds(
+            lambda: book.sweep(with_initial_margin=False, threads=2), args.repeats
+        ),
         "numpy baseline (equity, MM, status)": median_seconds(
             lambda: numpy_sweep(book), max(3, args.repeats // 3)
         ),
@@ -55,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             book.liquidation_prices, max(3, args.repeats // 3)
         ),
     }
+    incremental = incremental_ticks(book, args.repeats)
     baseline = rows["numpy baseline (equity, MM, status)"]
+    full = rows["native sweep (equity, MM, status)"]
     print(
         f"book: {book.n_accounts:,} accounts, {n_pos:,} positions, {args.instruments} instruments"
     )
@@ -65,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:40} {seconds * 1e3:10.2f} {n_pos / seconds / 1e6:9.1f}"
             f" {baseline / seconds:8.1f}x"
         )
+    print(
+        f"{'incremental tick, every mark moves':40} {'median ms':>10} {'checked':>9} {'vs full':>9}"
+    )
+    for move, (seconds, checked) in incremental.items():
+        print(f"{f'  {move:.2%}':40} {seconds * 1e3:10.3f} {checked:9,d} {seconds / full:8.2%}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -74,6 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                     "positions": n_pos,
                     "median_seconds": rows,
                     "ratio_vs_numpy": {k: baseline / v for k, v in rows.items()},
+                    "incremental": {
+                        str(m): {"median_seconds": t, "checked": c, "fraction_of_full": t / full}
+                        for m, (t, c) in incremental.items()
+                    },
                 },
                 indent=2,
             )

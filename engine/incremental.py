@@ -78,7 +78,8 @@ class IncrementalSweep:
         critical = np.where(risk.status == STATUS_OK, critical, -np.inf)
         self._order = np.argsort(critical, kind="stable")
         self._critical = critical[self._order]
-        self._watch = np.nonzero(risk.status != STATUS_OK)[0]
+        # Rows changed by events since the anchor: their anchor figures are stale.
+        self._dirty = np.zeros(0, dtype=np.int64)
         rows = np.arange(book.n_accounts, dtype=np.int64)
         return TickResult(rows, risk.equity, risk.maintenance_margin, risk.status, True)
 
@@ -104,13 +105,19 @@ class IncrementalSweep:
         return float(rel.max(initial=0.0)) * (1 + FLOAT_SAFETY) + 1e-15
 
     def candidates(self) -> np.ndarray:
+        """Sorted rows to evaluate: accounts not ok at the anchor (critical = -inf, so always
+        in the prefix), those the move could reach, and those changed since the anchor."""
         move = self.max_relative_move()
         k = int(np.searchsorted(self._critical, move, side="right"))
-        changed = np.fromiter(self.book.changed_rows, dtype=np.int64)
-        new_rows = np.arange(self._n_accounts, self.book.n_accounts, dtype=np.int64)
-        self._watch = np.union1d(self._watch, np.concatenate([changed, new_rows]))
-        self.book.changed_rows.clear()
-        return np.union1d(self._order[:k], self._watch)
+        if self.book.changed_rows or self.book.n_accounts > self._n_accounts:
+            changed = np.fromiter(self.book.changed_rows, dtype=np.int64)
+            new_rows = np.arange(self._n_accounts, self.book.n_accounts, dtype=np.int64)
+            self._dirty = np.union1d(self._dirty, np.concatenate([changed, new_rows]))
+            self._n_accounts = self.book.n_accounts
+            self.book.changed_rows.clear()
+        if len(self._dirty):
+            return np.union1d(self._order[:k], self._dirty)
+        return np.sort(self._order[:k])
 
     def tick(self) -> TickResult:
         move = self.max_relative_move()

@@ -53,7 +53,7 @@ def synthetic_book(
     seed: int = 7,
     long_share: float = 0.6,
 ) -> Book:
-    """A book of about n_positions positions over n_accounts accounts, marked at entry +-5%."""
+    """A book of about n_positions positions over n_accounts accounts, marked at entry +-2%."""
     rng = np.random.default_rng(seed)
     instruments = synthetic_instruments(n_instruments)
     marks = synthetic_marks(n_instruments, seed)
@@ -64,7 +64,7 @@ def synthetic_book(
     first = rng.integers(0, n_instruments, n_accounts)
     within = np.arange(len(owner)) - np.repeat(np.cumsum(per_account) - per_account, per_account)
     inst = ((np.repeat(first, per_account) + within) % n_instruments).astype(np.int32)
-    entry = np.maximum(1, np.round(marks[inst] * rng.uniform(0.95, 1.05, len(owner)))).astype(
+    entry = np.maximum(1, np.round(marks[inst] * rng.uniform(0.98, 1.02, len(owner)))).astype(
         np.int64
     )
     notional_usdt = np.minimum(rng.pareto(1.5, len(owner)) * 200 + 10, 5_000_000)
