@@ -101,6 +101,33 @@ class InstrumentTable:
                 return tier
         raise AssertionError("the last tier is unbounded")
 
+    def to_dict(self) -> dict[str, Any]:
+        """The file form (from_dict(to_dict()) gives an equal table)."""
+        scale = Decimal(10) ** self.money_decimals
+        rate = Decimal(RATE_SCALE)
+        return {
+            "money_decimals": self.money_decimals,
+            "instruments": [
+                {
+                    "symbol": inst.symbol,
+                    "tick_size": str(inst.tick_size),
+                    "lot_size": str(inst.lot_size),
+                    "multiplier": str(inst.multiplier),
+                    "tiers": [
+                        {
+                            "max_notional": None
+                            if t.max_notional == INT64_MAX
+                            else str(Decimal(t.max_notional) / scale),
+                            "mmr": str(Decimal(t.mmr) / rate),
+                            "max_leverage": t.max_leverage,
+                        }
+                        for t in inst.tiers
+                    ],
+                }
+                for inst in self.instruments
+            ],
+        }
+
     @classmethod
     def load(cls, path: str | Path) -> InstrumentTable:
         path = Path(path)
