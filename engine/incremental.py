@@ -85,9 +85,9 @@ class IncrementalSweep:
 
     def _gross_notional(self) -> tuple[np.ndarray, np.ndarray]:
         book = self.book
-        notional = np.abs(book.pos_qty.astype(np.float64)) * self._anchor_lot_value[
-            book.pos_instrument
-        ]
+        notional = (
+            np.abs(book.pos_qty.astype(np.float64)) * self._anchor_lot_value[book.pos_instrument]
+        )
         owner = book.position_owner()
         gross = np.bincount(owner, weights=notional, minlength=book.n_accounts)
         n_positions = np.bincount(owner, weights=book.pos_qty != 0, minlength=book.n_accounts)

@@ -11,7 +11,6 @@ import uuid
 from collections import defaultdict
 
 import pytest
-
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.serializer import Deserializer, Serializer
@@ -42,7 +41,9 @@ class _JsonDeserializer(Deserializer):
         return json.loads(data.decode("utf-8"))
 
 
-def _wait_for_partitions(consumer: KafkaConsumer, topic: str, n: int, timeout_s: float = 30) -> set[int]:
+def _wait_for_partitions(
+    consumer: KafkaConsumer, topic: str, n: int, timeout_s: float = 30
+) -> set[int]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         parts = consumer.partitions_for_topic(topic)
@@ -57,7 +58,9 @@ def test_roundtrip_keyed_json_three_partitions(kafka_bootstrap: str) -> None:  #
 
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="test-admin")
     try:
-        admin.create_topics([NewTopic(name=topic, num_partitions=N_PARTITIONS, replication_factor=1)])
+        admin.create_topics(
+            [NewTopic(name=topic, num_partitions=N_PARTITIONS, replication_factor=1)]
+        )
     finally:
         admin.close()
 
