@@ -1,0 +1,1 @@
+"""Adapters between files and the engine: CSV / Parquet tables in, Parquet reports out."""
