@@ -15,6 +15,7 @@ from engine.errors import Rejected
 from engine.fixed import format_units
 from engine.instruments import InstrumentTable
 from engine.io.tables import BookInputs, read_accounts, read_book_inputs, read_marks, read_positions
+from engine.profile import RESERVED_ACCOUNT_BASE
 from engine.risk_report import exact_strings, risk_tables
 
 DATA = Path(engine.__file__).parent / "data"
@@ -343,3 +344,10 @@ def test_decimal_column_agrees_with_python_decimal() -> None:
     for text in [t for t in texts if expected[t] is None][:400]:
         with pytest.raises(Rejected):
             decimal_column(pa.table({"x": [text]}), column, grid)
+
+
+def test_house_account_ids_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "accounts.csv"
+    path.write_text(f"account_id,balance\n1,10\n{RESERVED_ACCOUNT_BASE},5\n")
+    with pytest.raises(Rejected, match="row 2"):
+        read_accounts(path, InstrumentTable.load("engine/data/instruments.json"))

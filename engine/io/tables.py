@@ -38,6 +38,7 @@ from engine.book import DEFAULT_LEVERAGE, LEVERAGE_MAX
 from engine.errors import Rejected
 from engine.fixed import INT64_MAX, INT64_MIN, decimals_of
 from engine.instruments import InstrumentTable
+from engine.profile import RESERVED_ACCOUNT_BASE
 
 ACCOUNT_COLUMNS = ("account_id", "balance")
 POSITION_COLUMNS = ("account_id", "symbol", "qty", "entry_price")
@@ -377,6 +378,14 @@ def read_accounts(path: str | Path, instruments: InstrumentTable) -> Accounts:
     if row is not None:
         raise _Column(path, "account_id").reject(
             "invalid_account", row, f"account ids must be >= 0, got {ids[row]}"
+        )
+    row = _first(ids >= RESERVED_ACCOUNT_BASE)
+    if row is not None:
+        raise _Column(path, "account_id").reject(
+            "invalid_account",
+            row,
+            f"account ids from {RESERVED_ACCOUNT_BASE} up are reserved for the house,"
+            f" got {ids[row]}",
         )
     repeat = _first_repeat(ids)
     if repeat is not None:
