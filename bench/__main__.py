@@ -76,11 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     n_pos = len(book.pos_qty)
     rows = {
         "native sweep (equity, MM, status)": median_seconds(
+            lambda: book.sweep(with_initial_margin=False, reuse_buffers=True), args.repeats
+        ),
+        "native sweep, fresh output arrays": median_seconds(
             lambda: book.sweep(with_initial_margin=False), args.repeats
         ),
         "native sweep (+ initial margin)": median_seconds(book.sweep, args.repeats),
         "native sweep, 2 threads": median_seconds(
-            lambda: book.sweep(with_initial_margin=False, threads=2), args.repeats
+            lambda: book.sweep(with_initial_margin=False, threads=2, reuse_buffers=True),
+            args.repeats,
         ),
         "numpy baseline (equity, MM, status)": median_seconds(
             lambda: numpy_sweep(book), max(3, args.repeats // 3)

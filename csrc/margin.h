@@ -28,6 +28,8 @@
  * Outputs (int64 money raw / int8 status) for every account; initial_margin may be NULL to
  * skip it (it costs a division per position). Returns -1, or the index of the first
  * account whose position notional or totals do not fit int64 (outputs then incomplete).
+ * tier_scratch: 2 * (number of tiers) int64 of working space (per-tier products at the
+ * marks, so the hot loop does one division by a constant per position).
  * n_threads > 1 splits the accounts over OpenMP threads when built with OpenMP (each
  * account is written by one thread; results are identical for any thread count).
  */
@@ -42,10 +44,11 @@ enum { STATUS_OK = 0, STATUS_MARGIN_CALL = 1, STATUS_LIQUIDATE = 2, STATUS_BANKR
 int64_t sweep_accounts(int64_t n_accounts, const int64_t *acct_start, const int64_t *balance,
                        const int32_t *pos_instrument, const int64_t *pos_qty,
                        const int64_t *pos_cost, const int32_t *pos_leverage,
-                       const int64_t *mark_lot_value, const int64_t *tier_start,
-                       const int64_t *tier_max_notional, const int64_t *tier_mmr,
-                       const int64_t *tier_maintenance_amount, const int64_t *tier_max_leverage,
-                       int64_t warning_rate, int64_t *equity, int64_t *maintenance_margin,
+                       int64_t n_instruments, const int64_t *mark_lot_value,
+                       const int64_t *tier_start, const int64_t *tier_max_notional,
+                       const int64_t *tier_mmr, const int64_t *tier_maintenance_amount,
+                       const int64_t *tier_max_leverage, int64_t warning_rate,
+                       int64_t *tier_scratch, int64_t *equity, int64_t *maintenance_margin,
                        int64_t *initial_margin, int8_t *status, int n_threads);
 
 /* The same evaluation for the listed account rows only (an incremental tick's candidates):

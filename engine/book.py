@@ -93,6 +93,7 @@ class Book:
         # Rows whose balance or positions changed since a consumer (the incremental sweep)
         # last drained this set.
         self.changed_rows: set[int] = set()
+        self._sweep_buffers: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         # Cost basis of positions loaded from outside (not built by fills in this book): the
         # clearing account's balance plus the open cost basis equals this in a closed book.
         self.opening_position_cost = 0
@@ -474,13 +475,31 @@ class Book:
         )
         return Risk(eq, mm, im, st)
 
-    def sweep(self, *, with_initial_margin: bool = True, threads: int | None = None) -> Risk:
+    def sweep(
+        self,
+        *,
+        with_initial_margin: bool = True,
+        threads: int | None = None,
+        reuse_buffers: bool = False,
+    ) -> Risk:
         """Equity, margins and status of every account at the current marks (exact).
 
         `threads` (default `self.sweep_threads`) splits the accounts over OpenMP threads;
-        the result is the same for any count.
+        the result is the same for any count. `reuse_buffers` writes into arrays the book
+        keeps (no page faults on fresh memory each tick); the next such sweep overwrites
+        them, so a caller keeping results across ticks copies them.
         """
         self.compact()
+        out = None
+        if reuse_buffers:
+            n = self._n_accounts
+            if self._sweep_buffers is None or len(self._sweep_buffers[0]) != n:
+                self._sweep_buffers = (
+                    np.empty(n, dtype=np.int64),
+                    np.empty(n, dtype=np.int64),
+                    np.empty(n, dtype=np.int8),
+                )
+            out = self._sweep_buffers
         try:
             eq, mm, im, st = _native.sweep_accounts(
                 self.acct_start,
@@ -494,6 +513,7 @@ class Book:
                 self.warning_rate,
                 with_initial_margin,
                 self.sweep_threads if threads is None else threads,
+                out,
             )
         except _native.NativeOverflowError as exc:
             account = int(self.account_id[exc.index])

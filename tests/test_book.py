@@ -307,3 +307,19 @@ def test_from_arrays_rejects_bad_rows() -> None:
     for change, where in cases:
         with pytest.raises(Rejected, match=where):
             Book.from_arrays(t, **{**ok, **change})
+
+
+def test_sweep_into_reused_buffers_equals_a_fresh_sweep() -> None:
+    book = Book(table())
+    for account in range(5):
+        book.deposit(account, (account + 1) * 10 * USDT)
+        book.apply_fill(account, "BTCUSDT", 10 * (account + 1), 1_000_000)
+    book.set_mark("BTCUSDT", 960_000)
+    first = book.sweep(with_initial_margin=False, reuse_buffers=True)
+    fresh = book.sweep(with_initial_margin=False)
+    assert np.array_equal(first.equity, fresh.equity)
+    assert np.array_equal(first.status, fresh.status)
+    book.set_mark("BTCUSDT", 1_010_000)
+    second = book.sweep(with_initial_margin=False, reuse_buffers=True)
+    assert second.equity is first.equity  # the same buffer, overwritten
+    assert np.array_equal(second.equity, book.sweep().equity)

@@ -317,3 +317,20 @@ def test_threads_on_a_large_book_match_one_thread() -> None:
         strict=True,
     ):
         assert np.array_equal(a, b)
+
+
+def test_margins_whose_sum_across_accounts_exceeds_int64() -> None:
+    # Eight accounts, each one position of notional 2^62 at mmr 0.5: MM = 2^61 each, so the
+    # running sum over the accounts passes int64 while every account's own figures fit.
+    notional = 2**62
+    book = {
+        "balances": [2**62] * 8,
+        "positions": [[ref.RefPosition(0, 1, notional, 10)] for _ in range(8)],
+        "mark_lot_value": [notional],
+        "tick_value": [1],
+        "tiers": [derive_tiers([], [S // 2], [100])],
+        "warning_rate": S // 2,
+    }
+    check_sweep(book)
+    equity, mm, _, status = run_sweep(book, with_initial_margin=False)
+    assert mm.tolist() == [2**61] * 8 and status.tolist() == [1] * 8
