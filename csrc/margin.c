@@ -221,6 +221,22 @@ int64_t sweep_account_rows(int64_t n_rows, const int64_t *rows, const int64_t *a
     return -1;
 }
 
+void account_exposure(int64_t n_accounts, const int64_t *acct_start,
+                      const int32_t *pos_instrument, const int64_t *pos_qty,
+                      const int64_t *mark_lot_value, double *gross_notional,
+                      double *n_positions) {
+    for (int64_t a = 0; a < n_accounts; a++) {
+        double gross = 0.0, live = 0.0;
+        for (int64_t p = acct_start[a]; p < acct_start[a + 1]; p++) {
+            double q = (double)pos_qty[p];
+            gross += (q < 0 ? -q : q) * (double)mark_lot_value[pos_instrument[p]];
+            live += pos_qty[p] != 0;
+        }
+        gross_notional[a] = gross;
+        n_positions[a] = live;
+    }
+}
+
 int64_t position_margins(int64_t n_positions, const int32_t *pos_instrument,
                          const int64_t *pos_qty, const int64_t *pos_cost,
                          const int32_t *pos_leverage, const int64_t *mark_lot_value,

@@ -63,6 +63,14 @@ int64_t sweep_account_rows(int64_t n_rows, const int64_t *rows, const int64_t *a
                            const int64_t *tier_max_leverage, int64_t warning_rate,
                            int64_t *equity, int64_t *maintenance_margin, int8_t *status);
 
+/* Screening figures per account (not money): gross notional at the marks as a double
+ * (sum of |qty| * mark_lot_value, relative error below 1e-15) and the number of live
+ * positions. Used to bound how far a mark move can shift an account's margin. */
+void account_exposure(int64_t n_accounts, const int64_t *acct_start,
+                      const int32_t *pos_instrument, const int64_t *pos_qty,
+                      const int64_t *mark_lot_value, double *gross_notional,
+                      double *n_positions);
+
 /* Per-position values at the marks (report path, not the hot loop): notional, unrealized
  * PnL, maintenance and initial margin, all money raw, and the tier index used. Returns -1
  * or the index of the first position whose values do not fit int64. */

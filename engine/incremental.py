@@ -9,12 +9,13 @@ anchor, with G the account's gross notional at the anchor and n its positions:
     W(now) >= W0 - R*G*(w + S) - S*n
 
 so the account is still ok while R < critical = (W0 - S*n) / ((w + S) * G). Accounts are
-kept sorted by `critical` (an index of distances to breach, like a book of stop orders); a
-tick evaluates exactly the prefix with critical <= R, plus every account that was not ok at
-the anchor and every account changed by events since. The bound is computed in float64
-with explicit safety margins, always on the side of checking more. When the candidates
-exceed `reanchor_fraction` of the book, or a mark moves off a zero anchor, the tick runs a
-full sweep and re-anchors.
+kept in buckets of `critical` on a geometric scale (an index of distances to breach, like a
+book of stop orders, built by a counting sort rather than a full sort); a tick evaluates the
+buckets whose lower edge is <= R (a superset of the accounts with critical <= R), plus every
+account that was not ok at the anchor and every account changed by events since. The
+bound is computed in float64 with explicit safety margins, always on the side of checking
+more. When the candidates exceed `reanchor_fraction` of the book, or a mark moves off a zero
+anchor, the tick runs a full sweep and re-anchors.
 
 The statuses this returns equal a full sweep's for every account (accounts not evaluated
 are `ok`, which the bound proves); the equity and margins returned are exact for the
@@ -27,11 +28,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine import _native
 from engine.book import STATUS_OK, Book
 from engine.fixed import RATE_SCALE
 
 FLOAT_SAFETY = 1e-9  # relative slack for float rounding; far above float64's 1e-16
 REANCHOR_FRACTION_DEFAULT = 0.05
+# Buckets of `critical` (a relative move): bucket 0 holds the accounts not ok at the anchor
+# (critical = -inf) and any at or below BUCKET_LOW; then BUCKETS_PER_DECADE per factor of 10
+# up to BUCKET_HIGH; the last holds the rest (+inf: no positions).
+BUCKET_LOW, BUCKET_HIGH, BUCKETS_PER_DECADE = 1e-6, 10.0, 16
+N_BUCKETS = 2 + int(round(np.log10(BUCKET_HIGH / BUCKET_LOW))) * BUCKETS_PER_DECADE
+
+
+def bucket_of(critical: np.ndarray | float) -> np.ndarray:
+    """Bucket index of each `critical`; the lower edge of bucket b >= 1 is bucket_low(b)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = np.log10(np.maximum(critical, BUCKET_LOW) / BUCKET_LOW) * BUCKETS_PER_DECADE
+    bucket = np.floor(np.nan_to_num(scaled, posinf=N_BUCKETS)).astype(np.int64) + 1
+    bucket = np.where(np.asarray(critical) <= BUCKET_LOW, 0, bucket)
+    return np.clip(bucket, 0, N_BUCKETS - 1)
 
 
 @dataclass(frozen=True)
@@ -76,8 +92,9 @@ class IncrementalSweep:
             critical = slack / ((w + s) * gross * (1 + FLOAT_SAFETY))
         critical = np.where(gross > 0, critical, np.inf)
         critical = np.where(risk.status == STATUS_OK, critical, -np.inf)
-        self._order = np.argsort(critical, kind="stable")
-        self._critical = critical[self._order]
+        bucket = bucket_of(critical).astype(np.uint8)
+        self._order = np.argsort(bucket, kind="stable")  # a radix sort on 8-bit keys
+        self._bucket_end = np.cumsum(np.bincount(bucket, minlength=N_BUCKETS))
         # Rows changed by events since the anchor: their anchor figures are stale.
         self._dirty = np.zeros(0, dtype=np.int64)
         rows = np.arange(book.n_accounts, dtype=np.int64)
@@ -85,13 +102,10 @@ class IncrementalSweep:
 
     def _gross_notional(self) -> tuple[np.ndarray, np.ndarray]:
         book = self.book
-        notional = (
-            np.abs(book.pos_qty.astype(np.float64)) * self._anchor_lot_value[book.pos_instrument]
+        book.compact()
+        return _native.account_exposure(
+            book.acct_start, book.pos_instrument, book.pos_qty, book.mark_lot_value
         )
-        owner = book.position_owner()
-        gross = np.bincount(owner, weights=notional, minlength=book.n_accounts)
-        n_positions = np.bincount(owner, weights=book.pos_qty != 0, minlength=book.n_accounts)
-        return gross, n_positions
 
     def max_relative_move(self) -> float:
         """The largest |mark - anchor| / anchor over all instruments, rounded up."""
@@ -108,7 +122,8 @@ class IncrementalSweep:
         """Sorted rows to evaluate: accounts not ok at the anchor (critical = -inf, so always
         in the prefix), those the move could reach, and those changed since the anchor."""
         move = self.max_relative_move()
-        k = int(np.searchsorted(self._critical, move, side="right"))
+        # every bucket whose accounts may have critical <= move: up to the move's own bucket
+        k = int(self._bucket_end[int(bucket_of(move))]) if move < np.inf else self.book.n_accounts
         if self.book.changed_rows or self.book.n_accounts > self._n_accounts:
             changed = np.fromiter(self.book.changed_rows, dtype=np.int64)
             new_rows = np.arange(self._n_accounts, self.book.n_accounts, dtype=np.int64)

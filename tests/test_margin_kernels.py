@@ -334,3 +334,16 @@ def test_margins_whose_sum_across_accounts_exceeds_int64() -> None:
     check_sweep(book)
     equity, mm, _, status = run_sweep(book, with_initial_margin=False)
     assert mm.tolist() == [2**61] * 8 and status.tolist() == [1] * 8
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books())
+def test_account_exposure_matches_reference(book: dict) -> None:
+    start, inst, qty, _, _ = csr(book["positions"])
+    gross, live = _native.account_exposure(
+        start, inst, qty, np.array(book["mark_lot_value"], dtype=np.int64)
+    )
+    for a, account in enumerate(book["positions"]):
+        exact = sum(abs(p.qty) * book["mark_lot_value"][p.instrument] for p in account)
+        assert abs(gross[a] - exact) <= 1e-12 * exact
+        assert live[a] == sum(1 for p in account if p.qty)

@@ -9,6 +9,7 @@ from engine._native.kernels cimport (
     ADL_POLICY_PNL_LEVERAGE as C_ADL_POLICY_PNL_LEVERAGE,
     ADL_SCORE_SCALE as C_ADL_SCORE_SCALE,
     NULL_PRICE as C_NULL_PRICE,
+    account_exposure as c_account_exposure,
     adl_scores as c_adl_scores,
     adl_top_k as c_adl_top_k,
     allocate_largest_remainder as c_allocate_largest_remainder,
@@ -150,6 +151,30 @@ def sweep_account_rows(const int64_t[::1] rows, const int64_t[::1] acct_start,
         raise NativeOverflowError(f"account row {rows[bad]}: a notional or total exceeds int64",
                                   rows[bad])
     return equity, maintenance, status
+
+
+def account_exposure(const int64_t[::1] acct_start, const int32_t[::1] pos_instrument,
+                     const int64_t[::1] pos_qty, const int64_t[::1] mark_lot_value):
+    """(gross notional, live positions) per account as float64, for screening only."""
+    cdef Py_ssize_t n = acct_start.shape[0] - 1
+    if n < 0 or pos_instrument.shape[0] != pos_qty.shape[0]:
+        raise ValueError("bad CSR columns")
+    if acct_start[0] != 0 or acct_start[n] > pos_qty.shape[0]:
+        raise ValueError("acct_start must start at 0 and end within the position columns")
+    cdef Py_ssize_t i
+    for i in range(pos_instrument.shape[0]):
+        if not (0 <= pos_instrument[i] < mark_lot_value.shape[0]):
+            raise IndexError(f"position {i}: instrument out of range")
+    gross = np.empty(n, dtype=np.float64)
+    live = np.empty(n, dtype=np.float64)
+    cdef double[::1] gross_v = gross
+    cdef double[::1] live_v = live
+    cdef double one[1]
+    with nogil:
+        c_account_exposure(n, p64(acct_start), p32(pos_instrument), p64(pos_qty),
+                           p64(mark_lot_value), &gross_v[0] if n > 0 else one,
+                           &live_v[0] if n > 0 else one)
+    return gross, live
 
 
 def position_margins(const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,

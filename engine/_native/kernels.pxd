@@ -20,6 +20,10 @@ cdef extern from "margin.h" nogil:
                                const int64_t *tier_mmr, const int64_t *tier_maintenance_amount,
                                const int64_t *tier_max_leverage, int64_t warning_rate,
                                int64_t *equity, int64_t *maintenance_margin, int8_t *status)
+    void account_exposure(int64_t n_accounts, const int64_t *acct_start,
+                          const int32_t *pos_instrument, const int64_t *pos_qty,
+                          const int64_t *mark_lot_value, double *gross_notional,
+                          double *n_positions)
     int64_t position_margins(int64_t n_positions, const int32_t *pos_instrument,
                              const int64_t *pos_qty, const int64_t *pos_cost,
                              const int32_t *pos_leverage, const int64_t *mark_lot_value,
