@@ -12,6 +12,7 @@ from engine._native._kernels import (
     allocate_largest_remainder,
     liquidation_prices,
     position_margins,
+    read_sweep_columns,
     sweep_account_rows,
     sweep_accounts,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "allocate_largest_remainder",
     "liquidation_prices",
     "position_margins",
+    "read_sweep_columns",
     "sweep_account_rows",
     "sweep_accounts",
 ]

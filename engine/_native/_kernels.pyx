@@ -2,7 +2,7 @@
 """Bindings of the C kernels: check shapes, allocate outputs, release the GIL, call."""
 import numpy as np
 
-from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 from engine._native.kernels cimport (
     ADL_POLICY_HYPERLIQUID as C_ADL_POLICY_HYPERLIQUID,
@@ -15,6 +15,7 @@ from engine._native.kernels cimport (
     allocate_largest_remainder as c_allocate_largest_remainder,
     liquidation_prices as c_liquidation_prices,
     position_margins as c_position_margins,
+    read_sweep_columns as c_read_sweep_columns,
     sweep_account_rows as c_sweep_account_rows,
     sweep_accounts as c_sweep_accounts,
 )
@@ -300,3 +301,19 @@ def allocate_largest_remainder(const int64_t[::1] weight, const int64_t[::1] acc
     if allocated < 0:
         raise ValueError(f"weight {-1 - allocated}: negative, or the weights sum beyond int64")
     return part, allocated
+
+
+def read_sweep_columns(const int64_t[::1] acct_start, const int64_t[::1] balance,
+                       const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
+                       const int64_t[::1] pos_cost):
+    """Benchmark baseline: read the sweep's columns once; returns a checksum."""
+    if acct_start.shape[0] != balance.shape[0] + 1:
+        raise ValueError("acct_start must have one more entry than balance")
+    if not (pos_instrument.shape[0] == pos_qty.shape[0] == pos_cost.shape[0]):
+        raise ValueError("position columns must have equal lengths")
+    cdef uint64_t checksum
+    with nogil:
+        checksum = c_read_sweep_columns(balance.shape[0], p64(acct_start), p64(balance),
+                                        pos_qty.shape[0], p32(pos_instrument), p64(pos_qty),
+                                        p64(pos_cost))
+    return checksum

@@ -1,5 +1,5 @@
 # The native surface: the C kernels of csrc/, declared once. Contracts are in the headers.
-from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
 
 cdef extern from "margin.h" nogil:
     int STATUS_OK, STATUS_MARGIN_CALL, STATUS_LIQUIDATE, STATUS_BANKRUPT
@@ -57,3 +57,9 @@ cdef extern from "allocation.h" nogil:
     int64_t allocate_largest_remainder(int64_t n, const int64_t *weight,
                                        const int64_t *account_id, int64_t total,
                                        int64_t *part, int64_t *remainder, int64_t *scratch)
+
+cdef extern from "read_bandwidth.h" nogil:
+    uint64_t read_sweep_columns(int64_t n_accounts, const int64_t *acct_start,
+                                const int64_t *balance, int64_t n_positions,
+                                const int32_t *pos_instrument, const int64_t *pos_qty,
+                                const int64_t *pos_cost)
