@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench import extras
 from bench.baselines import numpy_sweep
 from engine import _native
 from engine.book import Book
@@ -81,9 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--scaling",
+        default="10000,100000,1000000",
+        help="comma-separated account counts for the scaling plot ('' to skip; 10M fits)",
+    )
+    parser.add_argument("--plot", type=Path, default=Path("out/bench/scaling.png"))
     args = parser.parse_args(argv)
     if args.smoke:
         args.accounts, args.positions, args.repeats = 10_000, 30_000, 3
+        args.scaling = "1000,10000"
 
     book = synthetic_book(args.accounts, args.positions, args.instruments)
     n_pos = len(book.pos_qty)
@@ -145,6 +153,26 @@ def main(argv: list[str] | None = None) -> int:
             f"{f'  {move:.2%}':40} {r['seconds'] * 1e3:10.3f} {r['checked']:9,.0f}"
             f" {r['seconds'] / full:8.2%}{note}"
         )
+    snapshot = extras.snapshot_speed(book, max(3, args.repeats // 5))
+    print(
+        f"resident book: {extras.book_bytes(book) / n_pos:.1f} bytes per position"
+        f" (columns incl. accounts); process peak RSS {extras.peak_rss_bytes() / 1e9:.2f} GB"
+    )
+    print(
+        f"snapshot {snapshot['bytes'] / 1e6:.0f} MB: write {snapshot['write_seconds'] * 1e3:.0f} ms"
+        f" ({snapshot['write_gb_s']:.2f} GB/s incl. fsync), read"
+        f" {snapshot['read_seconds'] * 1e3:.0f} ms ({snapshot['read_gb_s']:.2f} GB/s)"
+    )
+    sizes = [int(x) for x in args.scaling.split(",") if x]
+    scale_rows = extras.scaling(sizes, max(3, args.repeats // 3), args.plot) if sizes else []
+    if scale_rows:
+        print(f"{'accounts':>12} {'positions':>12} {'1 thread ms':>12} {'2 threads ms':>13}")
+        for r in scale_rows:
+            print(
+                f"{r['accounts']:12,.0f} {r['positions']:12,.0f}"
+                f" {r['seconds_1_thread'] * 1e3:12.2f} {r['seconds_2_threads'] * 1e3:13.2f}"
+            )
+        print(f"plot: {args.plot}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
@@ -152,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "accounts": book.n_accounts,
                     "plain_read_seconds": plain_read,
+                    "snapshot": snapshot,
+                    "scaling": scale_rows,
                     "plain_read_bytes": read_bytes,
                     "positions": n_pos,
                     "median_seconds": rows,
