@@ -20,6 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from engine import settle_cli
 from engine.book import STATUS_NAMES, Book
 from engine.errors import Rejected
 from engine.fixed import RATE_SCALE, FixedPointError, format_units, parse_decimal, to_rate
@@ -129,7 +130,15 @@ RISK = Command(
 )
 
 # More subcommands (liquidate, settle, demo, serve) are added here from their own modules.
-COMMANDS: tuple[Command, ...] = (RISK,)
+COMMANDS: tuple[Command, ...] = (
+    RISK,
+    Command(
+        "settle",
+        "end-of-day settlement: mark to market, funding, fees, waterfall, report",
+        settle_cli.add_arguments,
+        settle_cli.run,
+    ),
+)
 
 
 # ----- entry point -----------------------------------------------------------------------

@@ -29,6 +29,10 @@ from engine.fixed import (
 )
 
 MONEY_DECIMALS_DEFAULT = 8
+# A perpetual keeps its cost basis and pays funding; a dated future is marked to market at
+# each settlement (variation margin realized, cost basis reset to the settlement price).
+INSTRUMENT_KINDS = ("perpetual", "dated")
+KIND_DEFAULT = "perpetual"
 TIERS_MAX = 64
 INSTRUMENTS_MAX = 1_000_000
 
@@ -53,6 +57,7 @@ class Instrument:
     multiplier: Decimal
     tick_value: int
     tiers: tuple[Tier, ...]
+    kind: str = KIND_DEFAULT  # one of INSTRUMENT_KINDS
 
     @property
     def price_decimals(self) -> int:
@@ -113,6 +118,7 @@ class InstrumentTable:
                     "tick_size": str(inst.tick_size),
                     "lot_size": str(inst.lot_size),
                     "multiplier": str(inst.multiplier),
+                    "kind": inst.kind,
                     "tiers": [
                         {
                             "max_notional": None
@@ -202,6 +208,9 @@ def _parse_instrument(item: Any, where: str, money_decimals: int) -> Instrument:
     tick_value = tick_value_exact.numerator
     if tick_value > 2**40:
         raise InstrumentError(f"{where}.lot_size: one lot moving one tick is worth too much")
+    kind = item.get("kind", KIND_DEFAULT)
+    if kind not in INSTRUMENT_KINDS:
+        raise InstrumentError(f"{where}.kind: expected one of {INSTRUMENT_KINDS}, got {kind!r}")
     tiers_raw = _field(item, "tiers", where)
     if not isinstance(tiers_raw, list) or not tiers_raw or len(tiers_raw) > TIERS_MAX:
         raise InstrumentError(f"{where}.tiers: expected a list of 1 to {TIERS_MAX} tiers")
@@ -212,6 +221,7 @@ def _parse_instrument(item: Any, where: str, money_decimals: int) -> Instrument:
         multiplier,
         tick_value,
         _parse_tiers(tiers_raw, f"{where}.tiers", money_decimals),
+        kind,
     )
 
 

@@ -17,7 +17,13 @@ import pyarrow as pa
 EXTERNAL = -1
 CLEARING = -2
 FEES = -3
-HOUSE_ACCOUNTS = {EXTERNAL: "external", CLEARING: "clearing", FEES: "fees"}
+FUNDING_POOL = -4  # funding passes through it; it keeps the rounding remainder
+HOUSE_ACCOUNTS = {
+    EXTERNAL: "external",
+    CLEARING: "clearing",
+    FEES: "fees",
+    FUNDING_POOL: "funding_pool",
+}
 
 
 class Reason(IntEnum):
@@ -32,6 +38,7 @@ class Reason(IntEnum):
     ADL = 9
     SOCIALIZED_LOSS = 10
     FUNDING = 11
+    VARIATION_MARGIN = 12
 
 
 _COLUMNS = ("seq", "event_id", "debit", "credit", "amount", "reason")
