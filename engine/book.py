@@ -31,6 +31,7 @@ DEFAULT_LEVERAGE = 20
 # kernels form fits 128 bits with room (csrc/liquidation_price.h).
 POSITION_TICK_VALUE_MAX = 2**62
 LEVERAGE_MAX = 10_000
+PARALLEL_ACCOUNTS_MIN = 100_000
 
 
 def _as_int(value: object, what: str) -> int:
@@ -512,13 +513,18 @@ class Book:
                 *self._tier_args(),
                 self.warning_rate,
                 with_initial_margin,
-                self.sweep_threads if threads is None else threads,
+                self._thread_count(threads),
                 out,
             )
         except _native.NativeOverflowError as exc:
             account = int(self.account_id[exc.index])
             raise OverflowError(f"account {account}: a notional or total exceeds int64") from None
         return Risk(eq, mm, im, st)
+
+    def _thread_count(self, threads: int | None) -> int:
+        # Waking a thread costs tens of microseconds on a busy box: small books stay on one.
+        wanted = self.sweep_threads if threads is None else threads
+        return wanted if self._n_accounts >= PARALLEL_ACCOUNTS_MIN else 1
 
     def sweep_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Equity, maintenance margin and status of the given account rows only."""
