@@ -308,7 +308,7 @@ def test_row_subset_and_threads_match_the_full_sweep(book: dict, data: st.DataOb
 def test_threads_on_a_large_book_match_one_thread() -> None:
     from engine.synthetic import synthetic_book
 
-    book = synthetic_book(50_000, 150_000, 50, seed=5)
+    book = synthetic_book(120_000, 360_000, 50, seed=5)  # above PARALLEL_ACCOUNTS_MIN
     one = book.sweep(threads=1)
     two = book.sweep(threads=2)
     for a, b in zip(
