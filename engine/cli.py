@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from engine import settle_cli
+from engine import liquidate_cli, settle_cli
 from engine.book import STATUS_NAMES, Book
 from engine.errors import Rejected
 from engine.fixed import RATE_SCALE, FixedPointError, format_units, parse_decimal, to_rate
@@ -132,6 +132,12 @@ RISK = Command(
 # More subcommands (liquidate, settle, demo, serve) are added here from their own modules.
 COMMANDS: tuple[Command, ...] = (
     RISK,
+    Command(
+        "liquidate",
+        "one tick of the liquidation waterfall: liquidation, insurance fund, ADL, socialized loss",
+        liquidate_cli.add_arguments,
+        liquidate_cli.run,
+    ),
     Command(
         "settle",
         "end-of-day settlement: mark to market, funding, fees, waterfall, report",

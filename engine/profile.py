@@ -21,7 +21,7 @@ from engine.fixed import INT64_MAX, RATE_SCALE, FixedPointError, parse_decimal, 
 PROFILES_DIR = Path(__file__).parent / "data" / "profiles"
 DEFAULT_PROFILE = "binance-like"
 ADL_POLICIES = ("pnl_leverage", "hyperliquid", "pro_rata", "risk_water_filling")
-ADL_POLICIES_IMPLEMENTED = ("pnl_leverage", "hyperliquid")
+ADL_POLICIES_IMPLEMENTED = ADL_POLICIES
 SOCIALIZED_BASES = ("profit", "open_interest")
 SOCIALIZED_BASES_IMPLEMENTED = ("profit",)
 FUND_MODES = ("shared", "per_instrument")

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
+from engine.ledger import Reason
+
 INT64_MAX = 2**63 - 1
 SCALE = 10**8
 PNL_LEVERAGE, HYPERLIQUID = 0, 1
@@ -54,3 +60,80 @@ def allocate_largest_remainder(
     for j in order[:left]:
         parts[j] += 1
     return parts, total
+
+
+def closed_profit(qty: int, cost: int, k: int, lot_value: int) -> int:
+    """Realized PnL of closing k of |qty| lots at lot_value (Book.apply_fill's rounding)."""
+    closed = k if qty > 0 else -k
+    return closed * lot_value - -((-cost * closed) // qty)
+
+
+def lots_to_cover(qty: int, cost: int, cap_lots: int, lot_value: int, need: int) -> int:
+    """Least k in [1, cap_lots] with closed_profit(k) >= need (cap_lots if none), by bisection."""
+    lo, hi = 1, cap_lots
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if closed_profit(qty, cost, mid, lot_value) >= need:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def adl_queue_sequential(
+    book: Any, profile: Any, floor: int
+) -> list[tuple[int, str, int, int, int]]:
+    """The queue policies one candidate at a time through the book's public operations,
+    re-reading every position and equity from the book (the first implementation of
+    engine.adl, kept as its reference). Returns (account, symbol, lots, price, amount)."""
+    fund = profile.fund_account_id
+    need = max(0, floor - book.account_margin(fund)[0])
+    actions = []
+    for inst, fund_qty, _ in book.positions_of(fund):
+        if need == 0:
+            break
+        side = -1 if fund_qty > 0 else 1
+        margins = book.position_margins()
+        owner = book.position_owner()
+        ids = book.account_id[owner]
+        equity = book.sweep(with_initial_margin=False).equity
+        slots = np.flatnonzero(
+            (book.pos_instrument == inst)
+            & (np.sign(book.pos_qty) == side)
+            & (margins["unrealized_pnl"] > 0)
+            & (equity[owner] > 0)
+            & (ids < profile.fund_account_id)
+        )
+        scores = adl_scores(
+            PNL_LEVERAGE if profile.adl_policy == "pnl_leverage" else HYPERLIQUID,
+            margins["unrealized_pnl"][slots].tolist(),
+            np.abs(book.pos_cost[slots]).tolist(),
+            margins["notional"][slots].tolist(),
+            equity[owner[slots]].tolist(),
+        )
+        queue = sorted(range(len(slots)), key=lambda j: (-scores[j], int(ids[slots[j]])))
+        symbol = book.instruments.instruments[inst].symbol
+        price = int(book.mark[inst])
+        lot_value = int(book.mark_lot_value[inst])
+        fund_lots = abs(fund_qty)
+        for j in queue:
+            if need == 0 or fund_lots == 0:
+                break
+            account = int(ids[slots[j]])
+            qty, cost = book.position(account, symbol)
+            cap = min(abs(qty), fund_lots)
+            account_equity = book.account_margin(account)[0]
+            have = min(closed_profit(qty, cost, cap, lot_value), account_equity)
+            if cap == 0 or account_equity <= 0 or have <= 0:
+                continue
+            lots = cap if have <= need else lots_to_cover(qty, cost, cap, lot_value, need)
+            amount = min(need, closed_profit(qty, cost, lots, lot_value), account_equity)
+            side_lots = lots if qty > 0 else -lots
+            event_id = book.new_event_id()
+            book.apply_fill(account, symbol, -side_lots, price, event_id=event_id)
+            book.apply_fill(fund, symbol, side_lots, price, event_id=event_id)
+            book.transfer(account, fund, amount, Reason.ADL, event_id)
+            actions.append((account, symbol, side_lots, price, amount))
+            need -= amount
+            fund_lots -= lots
+    return actions
