@@ -380,6 +380,47 @@ class Book:
                 self.row_of(account)
         self._post(debit, credit, amount, reason, event_id)
 
+    def post_many(
+        self,
+        debit: np.ndarray | int,
+        credit: np.ndarray | int,
+        amount: np.ndarray,
+        reason: Reason,
+        event_ids: np.ndarray | int,
+    ) -> None:
+        """Many ledger postings with their balance changes; amounts are signed: a negative
+        amount moves money from `credit` to `debit`. Zero amounts move nothing. Accounts
+        must exist (house accounts are negative ids)."""
+        amount = np.asarray(amount, dtype=np.int64)
+        debit = np.broadcast_to(np.asarray(debit, dtype=np.int64), amount.shape)
+        credit = np.broadcast_to(np.asarray(credit, dtype=np.int64), amount.shape)
+        forward = amount >= 0
+        payer = np.where(forward, debit, credit)
+        payee = np.where(forward, credit, debit)
+        magnitude = np.abs(amount)
+        for house in np.unique(np.concatenate([payer[payer < 0], payee[payee < 0]])).tolist():
+            if house not in self.house_balance:
+                raise Rejected("unknown_account", f"unknown house account {house}")
+        self.ledger.post_many(
+            payer, payee, magnitude, reason, np.asarray(event_ids, dtype=np.int64)
+        )
+        for ids, sign in ((payer, -1), (payee, 1)):
+            trader = ids >= 0
+            rows = self.index.rows(ids[trader])
+            assert (rows >= 0).all(), f"posting to unknown accounts {ids[trader][rows < 0][:10]}"
+            np.add.at(self._balance, rows, sign * magnitude[trader])
+            self.changed_rows.update(rows[magnitude[trader] != 0].tolist())
+            for house in np.unique(ids[~trader]).tolist():
+                self.house_balance[house] += sign * int(magnitude[ids == house].sum())
+
+    def set_position(self, row: int, instrument: int, qty: int, cost: int) -> None:
+        """Write a position computed elsewhere (a batch of fills replayed exactly, as the
+        waterfall's takeover does); the caller posts the money that goes with it."""
+        if abs(qty) * int(self.instruments.tick_value[instrument]) > POSITION_TICK_VALUE_MAX:
+            raise Rejected("overflow", f"account row {row}: position too large")
+        assert qty != 0 or cost == 0, "a flat position carries no cost"
+        self._store_position(row, instrument, qty, cost)
+
     def positions_of(self, account_id: int) -> list[tuple[int, int, int]]:
         """(instrument index, qty lots, cost money units) of every open position, by index."""
         row = self.row_of(account_id)

@@ -550,16 +550,8 @@ def post_pnl(
     event_ids: np.ndarray,
 ) -> None:
     """Realized PnL postings between the clearing account and each account, with balances."""
-    gain = realized > 0
-    book.ledger.post_many(
-        np.where(gain, CLEARING, account_ids),
-        np.where(gain, account_ids, CLEARING),
-        np.abs(realized),
-        Reason.REALIZED_PNL,
-        event_ids,
-    )
-    np.add.at(book.balance, rows, realized)
-    book.house_balance[CLEARING] -= sum(realized.tolist())
+    del rows  # the book finds the rows of the accounts itself
+    book.post_many(CLEARING, account_ids, realized, Reason.REALIZED_PNL, event_ids)
 
 
 def transfer_many(
@@ -573,17 +565,7 @@ def transfer_many(
     """Book.transfer for many (debit, credit, amount >= 0) at once; zero amounts move nothing."""
     amount = np.asarray(amount, dtype=np.int64)
     assert (amount >= 0).all()
-    debit = np.broadcast_to(np.asarray(debit, dtype=np.int64), amount.shape)
-    credit = np.broadcast_to(np.asarray(credit, dtype=np.int64), amount.shape)
-    book.ledger.post_many(debit, credit, amount, reason, np.asarray(event_ids, dtype=np.int64))
-    moved = amount != 0
-    debit_rows = book.index.rows(debit[moved])
-    credit_rows = book.index.rows(credit[moved])
-    assert (debit_rows >= 0).all() and (credit_rows >= 0).all(), "transfer between known accounts"
-    np.subtract.at(book.balance, debit_rows, amount[moved])
-    np.add.at(book.balance, credit_rows, amount[moved])
-    book.changed_rows.update(debit_rows.tolist())
-    book.changed_rows.update(credit_rows.tolist())
+    book.post_many(debit, credit, amount, reason, event_ids)
 
 
 def commit_fills(
@@ -593,8 +575,7 @@ def commit_fills(
     book.pos_qty[plan.slots] = plan.qty_after
     book.pos_cost[plan.slots] = plan.cost_after
     for inst, (qty, cost) in plan.fund_positions.items():
-        # No public bulk setter: the plan already replayed every fill apply_fill would make.
-        book._store_position(fund_row, inst, qty, cost)
+        book.set_position(fund_row, inst, qty, cost)  # the plan replayed every fill exactly
     post_pnl(book, book.account_id[plan.rows], plan.rows, plan.trader_realized, event_ids)
     fund_rows = np.full(len(plan.slots), fund_row, dtype=np.int64)
     post_pnl(book, np.full(len(plan.slots), fund), fund_rows, plan.fund_realized, event_ids)
