@@ -27,6 +27,7 @@ from engine.fixed import RATE_SCALE, FixedPointError, format_units, parse_decima
 from engine.instruments import InstrumentError, InstrumentTable
 from engine.io.tables import read_book_inputs, write_tables
 from engine.risk_report import risk_tables
+from engine.service import inspect_cli, serve_cli
 
 EXIT_OK = 0
 EXIT_INPUT = 2  # argparse uses 2 for bad usage too
@@ -137,6 +138,18 @@ COMMANDS: tuple[Command, ...] = (
         "one tick of the liquidation waterfall: liquidation, insurance fund, ADL, socialized loss",
         liquidate_cli.add_arguments,
         liquidate_cli.run,
+    ),
+    Command(
+        "serve",
+        "the streaming service: Kafka (or files, or a synthetic path) in, events out",
+        serve_cli.add_arguments,
+        serve_cli.run,
+    ),
+    Command(
+        "inspect",
+        "summarize a snapshot file",
+        inspect_cli.add_arguments,
+        inspect_cli.run,
     ),
     Command(
         "settle",

@@ -1,0 +1,411 @@
+"""The one ingest validation module: JSON message bytes -> typed, fixed-point messages.
+
+Everything the service reads from `prices` and `account-events` passes through here, so
+nothing downstream sees a float, an off-grid price or an unchecked id. A message that cannot
+be turned into exact integers raises engine.errors.Rejected with a stable reason code (the
+dead-letter consumer counts them); nothing is ever rounded.
+
+Numbers: prices, quantities and amounts are decimal strings ("100000.1") or JSON numbers,
+which are parsed as Decimal, never float, so 0.1 stays exactly 0.1; a value off its grid
+(tick size, lot size, money step) is refused. NaN and Infinity, as literals or strings, are
+refused. Ids, timestamps, sequence numbers and leverage are integers (an id may also be a
+string of digits, for producers whose JSON numbers are doubles).
+
+Schemas (schema version `v` = 1; see docs/service.md for examples):
+
+- price (key: symbol): symbol, ts (event time, ms), seq (per symbol, increasing), and
+  either `mark_price` or `index_prices` {source: price, ...}. The index is the median of the
+  sources; with an even count the lower middle one (an exact tick, no averaging). The mark
+  is that price; the service then holds it if it jumps outside the band (engine.service.loop).
+- account event (key: the account id in decimal): type, event_id (increasing within its
+  partition), ts, and per type: deposit / withdraw {account, amount}; fill {symbol, price,
+  qty > 0, buyer, seller, buyer_fee, seller_fee} (the buyer gets +qty); leverage {account,
+  symbol, leverage}.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from engine.errors import Rejected
+from engine.fixed import INT64_MAX, INT64_MIN, FixedPointError, parse_decimal
+from engine.instruments import InstrumentTable
+
+SCHEMA_VERSION = 1
+VALUE_BYTES_MAX = 64 * 1024
+INDEX_SOURCES_MAX = 32
+LEVERAGE_MAX = 10_000
+EVENT_TYPES = ("deposit", "withdraw", "fill", "leverage")
+DIGITS_MAX = 40  # decimal exponents beyond this are out of range or off every grid
+
+
+class _NonFinite:
+    """What the JSON literals NaN / Infinity parse to, so each field can refuse them with
+    its own reason instead of the whole message failing as malformed."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True, slots=True)
+class PriceUpdate:
+    symbol: str
+    instrument: int
+    ts: int  # event time, ms
+    seq: int
+    price: int  # ticks: the mark, or the median of the index sources
+    sources: int  # number of index sources; 0 when a mark price was given directly
+
+
+@dataclass(frozen=True, slots=True)
+class Deposit:
+    event_id: int
+    ts: int
+    account: int
+    amount: int  # money units
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    event_id: int
+    ts: int
+    account: int
+    amount: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    event_id: int
+    ts: int
+    symbol: str
+    instrument: int
+    price: int  # ticks
+    qty: int  # lots, > 0: the buyer's side is +qty, the seller's -qty
+    buyer: int
+    seller: int
+    buyer_fee: int  # money units
+    seller_fee: int
+
+
+@dataclass(frozen=True, slots=True)
+class LeverageChange:
+    event_id: int
+    ts: int
+    account: int
+    symbol: str
+    instrument: int
+    leverage: int
+
+
+AccountEvent = Deposit | Withdraw | Fill | LeverageChange
+
+
+def accounts_of(event: AccountEvent) -> tuple[int, ...]:
+    if isinstance(event, Fill):
+        return (event.buyer, event.seller)
+    return (event.account,)
+
+
+# ----- parsing ---------------------------------------------------------------------------
+def _load(value: bytes) -> dict[str, Any]:
+    if len(value) > VALUE_BYTES_MAX:
+        raise Rejected("too_large", f"message of {len(value)} bytes (max {VALUE_BYTES_MAX})")
+    try:
+        doc = json.loads(value, parse_float=Decimal, parse_constant=_NonFinite)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise Rejected("malformed_json", f"not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise Rejected("malformed_json", "expected a JSON object")
+    version = doc.get("v")
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        raise Rejected("unsupported_version", f"schema version {version!r}, expected 1")
+    return doc
+
+
+def _field(doc: dict[str, Any], name: str) -> Any:
+    if name not in doc:
+        raise Rejected("missing_field", f"field {name!r} is missing")
+    return doc[name]
+
+
+def _int(doc: dict[str, Any], name: str, reason: str, low: int = 0, high: int = INT64_MAX) -> int:
+    value = _field(doc, name)
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise Rejected(reason, f"{name} must be an integer from {low} to {high}, got {value!r}")
+    return value
+
+
+def _decimal(doc: dict[str, Any], name: str, reason: str) -> Decimal:
+    value = _field(doc, name)
+    if isinstance(value, Decimal):
+        value = str(value)
+    if isinstance(value, _NonFinite):
+        raise Rejected(reason, f"{name} is {value!r}, not a finite number")
+    try:
+        return parse_decimal(value, name)
+    except FixedPointError as exc:
+        raise Rejected(reason, str(exc)) from None
+
+
+def _on_grid(
+    value: Decimal, step: Decimal, name: str, reason: str, range_reason: str | None = None
+) -> int:
+    """value / step as an exact int64; `reason` when off the grid, `range_reason` (default
+    the same) when beyond int64."""
+    # Bound the exponent before exact arithmetic: "1e999999999" must not build a huge int.
+    if value.adjusted() > DIGITS_MAX:
+        raise Rejected(range_reason or reason, f"{name}: {value} is out of range")
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -DIGITS_MAX and value != 0:
+        raise Rejected(reason, f"{name}: {value} is not a multiple of {step}")
+    places = _POWER_OF_TEN_PLACES.get(step)
+    if places is not None:
+        # A step of 10^-d (nearly every grid): shift the decimal point, no fractions.
+        shifted = value.scaleb(places)
+        if shifted != shifted.to_integral_value():
+            raise Rejected(reason, f"{name}: {value} is not a multiple of {step}")
+        number = int(shifted)
+    else:
+        units = Fraction(value) / Fraction(step)
+        if units.denominator != 1:
+            raise Rejected(reason, f"{name}: {value} is not a multiple of {step}")
+        number = units.numerator
+    if not INT64_MIN <= number <= INT64_MAX:
+        raise Rejected(range_reason or reason, f"{name}: {value} is out of range")
+    return number
+
+
+def _power_of_ten_places(step: Decimal) -> int | None:
+    """d when step == 10^-d exactly, else None."""
+    sign, digits, exponent = step.normalize().as_tuple()
+    if sign == 0 and digits == (1,) and isinstance(exponent, int):
+        return -exponent
+    return None
+
+
+class _StepPlaces(dict[Decimal, int | None]):
+    def __missing__(self, step: Decimal) -> int | None:
+        self[step] = _power_of_ten_places(step)
+        return self[step]
+
+
+_POWER_OF_TEN_PLACES = _StepPlaces()
+
+
+def _symbol(doc: dict[str, Any], instruments: InstrumentTable) -> tuple[str, int]:
+    symbol = _field(doc, "symbol")
+    if not isinstance(symbol, str):
+        raise Rejected("invalid_field", f"symbol must be a string, got {symbol!r}")
+    index = instruments.index.get(symbol)
+    if index is None:
+        raise Rejected("unknown_symbol", f"unknown symbol {symbol[:64]!r}")
+    return symbol, index
+
+
+def _price_ticks(value: Decimal, instruments: InstrumentTable, instrument: int, name: str) -> int:
+    if not value > 0:
+        raise Rejected("invalid_price", f"{name} must be positive, got {value}")
+    inst = instruments.instruments[instrument]
+    ticks = _on_grid(value, inst.tick_size, name, "off_grid", "invalid_price")
+    if ticks > INT64_MAX // int(instruments.tick_value[instrument]):
+        raise Rejected("invalid_price", f"{name} {value} is out of range")
+    return ticks
+
+
+def _key_text(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        raise Rejected("key_mismatch", f"message key {key[:32]!r} is not UTF-8") from None
+
+
+def parse_price(value: bytes, key: bytes | None, instruments: InstrumentTable) -> PriceUpdate:
+    """A price message; the key, when present, must be the symbol."""
+    doc = _load(value)
+    symbol, instrument = _symbol(doc, instruments)
+    key_text = _key_text(key)
+    if key_text is not None and key_text != symbol:
+        raise Rejected("key_mismatch", f"key {key_text[:64]!r} is not the symbol {symbol!r}")
+    ts = _int(doc, "ts", "invalid_timestamp")
+    seq = _int(doc, "seq", "invalid_sequence")
+    has_mark, has_index = "mark_price" in doc, "index_prices" in doc
+    if has_mark == has_index:
+        raise Rejected("missing_field", "give exactly one of mark_price and index_prices")
+    if has_mark:
+        price = _price_ticks(
+            _decimal(doc, "mark_price", "invalid_price"), instruments, instrument, "mark_price"
+        )
+        return PriceUpdate(symbol, instrument, ts, seq, price, 0)
+    sources = doc["index_prices"]
+    if not isinstance(sources, dict) or not 1 <= len(sources) <= INDEX_SOURCES_MAX:
+        raise Rejected(
+            "invalid_field",
+            f"index_prices must map 1 to {INDEX_SOURCES_MAX} source names to prices",
+        )
+    ticks = sorted(
+        _price_ticks(
+            _decimal(sources, name, "invalid_price"), instruments, instrument, f"index {name}"
+        )
+        for name in sources
+    )
+    # The lower median: an exact tick even for an even count (no averaging, no rounding).
+    return PriceUpdate(symbol, instrument, ts, seq, ticks[(len(ticks) - 1) // 2], len(ticks))
+
+
+def parse_account_event(
+    value: bytes, key: bytes | None, instruments: InstrumentTable
+) -> AccountEvent:
+    """An account event; the key, when present, must be its account (a fill: either side)."""
+    doc = _load(value)
+    kind = _field(doc, "type")
+    if kind not in EVENT_TYPES:
+        raise Rejected("unknown_type", f"type {str(kind)[:32]!r}, expected one of {EVENT_TYPES}")
+    event_id = _int(doc, "event_id", "invalid_event_id", low=1)
+    ts = _int(doc, "ts", "invalid_timestamp")
+    money_step = instruments.money_step
+    event: AccountEvent
+    if kind in ("deposit", "withdraw"):
+        account = _int(doc, "account", "invalid_account")
+        amount = _on_grid(
+            _decimal(doc, "amount", "invalid_amount"), money_step, "amount", "invalid_amount"
+        )
+        if not amount > 0:
+            raise Rejected("invalid_amount", f"amount must be positive, got {doc['amount']}")
+        cls = Deposit if kind == "deposit" else Withdraw
+        event = cls(event_id, ts, account, amount)
+    elif kind == "fill":
+        symbol, instrument = _symbol(doc, instruments)
+        price = _price_ticks(
+            _decimal(doc, "price", "invalid_price"), instruments, instrument, "price"
+        )
+        lot_size = instruments.instruments[instrument].lot_size
+        qty = _on_grid(_decimal(doc, "qty", "invalid_qty"), lot_size, "qty", "invalid_qty")
+        if not qty > 0:
+            raise Rejected("invalid_qty", f"qty must be positive, got {doc['qty']}")
+        buyer = _int(doc, "buyer", "invalid_account")
+        seller = _int(doc, "seller", "invalid_account")
+        if buyer == seller:
+            raise Rejected("invalid_account", f"buyer and seller are both {buyer}")
+        fees = []
+        for name in ("buyer_fee", "seller_fee"):
+            fee = 0
+            if name in doc:
+                fee = _on_grid(
+                    _decimal(doc, name, "invalid_amount"), money_step, name, "invalid_amount"
+                )
+            if fee < 0:
+                raise Rejected("invalid_amount", f"{name} must not be negative")
+            fees.append(fee)
+        event = Fill(event_id, ts, symbol, instrument, price, qty, buyer, seller, *fees)
+    else:
+        account = _int(doc, "account", "invalid_account")
+        symbol, instrument = _symbol(doc, instruments)
+        leverage = _int(doc, "leverage", "invalid_leverage", low=1, high=LEVERAGE_MAX)
+        event = LeverageChange(event_id, ts, account, symbol, instrument, leverage)
+    key_text = _key_text(key)
+    if key_text is not None and key_text not in {str(a) for a in accounts_of(event)}:
+        raise Rejected("key_mismatch", f"key {key_text[:32]!r} is not an account of the event")
+    return event
+
+
+# ----- encoding (producers, tests, the benchmark, the synthetic source) -----------------
+def encode(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def price_doc(
+    symbol: str,
+    ts: int,
+    seq: int,
+    *,
+    mark_price: str | None = None,
+    index_prices: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    doc: dict[str, Any] = {"v": SCHEMA_VERSION, "symbol": symbol, "ts": ts, "seq": seq}
+    if mark_price is not None:
+        doc["mark_price"] = mark_price
+    if index_prices is not None:
+        doc["index_prices"] = index_prices
+    return doc
+
+
+def deposit_doc(event_id: int, ts: int, account: int, amount: str) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": "deposit",
+        "event_id": event_id,
+        "ts": ts,
+        "account": account,
+        "amount": amount,
+    }
+
+
+def withdraw_doc(event_id: int, ts: int, account: int, amount: str) -> dict[str, Any]:
+    return {**deposit_doc(event_id, ts, account, amount), "type": "withdraw"}
+
+
+def fill_doc(
+    event_id: int,
+    ts: int,
+    symbol: str,
+    price: str,
+    qty: str,
+    buyer: int,
+    seller: int,
+    buyer_fee: str = "0",
+    seller_fee: str = "0",
+) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": "fill",
+        "event_id": event_id,
+        "ts": ts,
+        "symbol": symbol,
+        "price": price,
+        "qty": qty,
+        "buyer": buyer,
+        "seller": seller,
+        "buyer_fee": buyer_fee,
+        "seller_fee": seller_fee,
+    }
+
+
+def leverage_doc(
+    event_id: int, ts: int, account: int, symbol: str, leverage: int
+) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": "leverage",
+        "event_id": event_id,
+        "ts": ts,
+        "account": account,
+        "symbol": symbol,
+        "leverage": leverage,
+    }
+
+
+def account_key(account: int) -> bytes:
+    return str(account).encode()
+
+
+def routing_keys(doc: dict[str, Any], partition_of: Any = None) -> list[bytes]:
+    """The keys to send an account event under: its account; a fill once per side whose
+    account is keyed into a different partition (`partition_of(key) -> partition`), so each
+    shard sees the fill and applies the side it owns (engine.service.loop)."""
+    if doc["type"] != "fill":
+        return [account_key(int(doc["account"]))]
+    buyer, seller = account_key(int(doc["buyer"])), account_key(int(doc["seller"]))
+    if partition_of is None or partition_of(buyer) == partition_of(seller):
+        return [buyer]
+    return [buyer, seller]
