@@ -458,10 +458,20 @@ class Book:
         self.mark_set[inst] = True
 
     # ----- layout ------------------------------------------------------------------------
-    def compact(self) -> None:
-        """Fold pending positions into the CSR columns, dropping free slots."""
+    def compact(self, *, canonical: bool = False) -> None:
+        """Fold pending positions into the CSR columns, dropping free slots.
+
+        `canonical` also re-lays a book whose slots were reused, so positions sit in
+        (account row, instrument) order with no free slots: two books holding the same
+        positions then have the same columns, whatever their history.
+        """
         if not self._pending:
-            return
+            if not canonical:
+                return
+            owner = self.position_owner()
+            key = owner * max(len(self.instruments), 1) + self.pos_instrument
+            if (self.pos_qty != 0).all() and bool((key[1:] > key[:-1]).all()):
+                return
         counts = np.diff(self.acct_start)
         owner = np.repeat(np.arange(self._n_accounts, dtype=np.int64), counts)
         live = self.pos_qty != 0

@@ -33,7 +33,7 @@ from engine.service.files_adapter import (
     file_source,
 )
 from engine.service.loop import Record, Service, ServiceConfig, TickStats, Topics, run
-from engine.service.snapshots import Snapshotter, canonical_layout, restore
+from engine.service.snapshots import Snapshotter, restore
 from engine.waterfall import open_fund, run_waterfall
 
 USDT = 10**8
@@ -258,7 +258,7 @@ def test_incremental_equals_full_sweep_every_tick() -> None:
             assert min(swept) < service.book.n_accounts // 4
             assert max(swept) == service.book.n_accounts
         outputs.append([(t, v) for t, _, v in sink.records])
-        canonical_layout(service.book)
+        service.book.compact(canonical=True)
         books.append(book_batch(service.book))
     assert outputs[0] == outputs[1]
     assert books[0].equals(books[1])
@@ -503,8 +503,8 @@ def test_clean_stop_and_restart(tmp_path: Path) -> None:
     source = StreamSource(streams_of(events, prices), batch_records=5)
     source.seek(again.state.offsets)
     run(again, source, MemorySink())
-    canonical_layout(one.book)
-    canonical_layout(again.book)
+    one.book.compact(canonical=True)
+    again.book.compact(canonical=True)
     assert book_batch(one.book).equals(book_batch(again.book))
     assert one.extra() == again.extra()
 

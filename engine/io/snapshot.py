@@ -55,7 +55,8 @@ def _checksum(batch: pa.RecordBatch, meta: dict[str, str]) -> str:
 
 
 def book_batch(book: Book) -> pa.RecordBatch:
-    book.compact()
+    # Canonical order (account row, instrument): equal books give equal bytes.
+    book.compact(canonical=True)
     n_acc, n_pos, n_inst = book.n_accounts, len(book.pos_qty), len(book.instruments)
     owner = book.account_id[book.position_owner()]
     live = book.pos_qty != 0

@@ -17,9 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from engine.book import Book
 from engine.errors import Rejected
 from engine.io.snapshot import SUFFIX, latest_valid_snapshot, prune_snapshots, write_snapshot
 from engine.profile import Profile
@@ -30,27 +27,6 @@ KEEP_DEFAULT = 5
 
 def snapshot_name(tick: int) -> str:
     return f"tick-{tick:012d}{SUFFIX}"
-
-
-def canonical_layout(book: Book) -> None:
-    """Positions sorted by (account row, instrument) with no free slots, so two books with
-    the same positions write the same bytes however their slots were reused. Only the
-    layout changes: every figure the book computes is a per-account sum or keyed by id."""
-    book.compact()
-    n_inst = max(len(book.instruments), 1)
-    owner = book.position_owner()
-    key = owner * n_inst + book.pos_instrument
-    live = book.pos_qty != 0
-    if live.all() and (len(key) < 2 or bool((key[1:] > key[:-1]).all())):
-        return
-    keep = np.nonzero(live)[0]
-    order = keep[np.argsort(key[keep], kind="stable")]
-    book.pos_instrument = book.pos_instrument[order]
-    book.pos_qty = book.pos_qty[order]
-    book.pos_cost = book.pos_cost[order]
-    book.pos_leverage = book.pos_leverage[order]
-    book.acct_start = np.zeros(book.n_accounts + 1, dtype=np.int64)
-    np.cumsum(np.bincount(owner[order], minlength=book.n_accounts), out=book.acct_start[1:])
 
 
 class Snapshotter:
@@ -89,7 +65,7 @@ class Snapshotter:
 
     def write(self, service: Service, extra: dict[str, Any]) -> Path:
         started = self.clock()
-        canonical_layout(service.book)
+        service.book.compact(canonical=True)
         tick = service.state.tick
         path = write_snapshot(
             service.book, self.directory / snapshot_name(tick), {**service.extra(), **extra}
