@@ -239,17 +239,30 @@ def liquidation_order(
     return result
 
 
+@dataclass(frozen=True)
+class SweptRows:
+    """A sweep's figures for some account rows (all of them, or an incremental tick's)."""
+
+    rows: np.ndarray
+    equity: np.ndarray
+    maintenance_margin: np.ndarray
+    status: np.ndarray
+
+
 def run_waterfall(
     book: Book,
     profile: Profile,
     *,
     unwind_prices: dict[str, int] | None = None,
     batch: bool = True,
+    swept: SweptRows | None = None,
 ) -> WaterfallResult:
     """One tick's waterfall at the book's current marks. The fund must be open.
 
     `batch=False` takes every account over one at a time through the book's operations
-    (the reference the batch path is tested against); the results are the same.
+    (the reference the batch path is tested against); the results are the same. `swept`,
+    a sweep already done at these marks over rows that include every breached account
+    (a full or an incremental sweep), saves the waterfall its own full sweep.
     """
     # engine.adl builds on this module's Event and WaterfallResult, hence the late import.
     from engine.adl import fund_shortfall, run_adl, socialize_loss
@@ -258,19 +271,28 @@ def run_waterfall(
     result = WaterfallResult(log=EventLog([i.symbol for i in book.instruments.instruments]))
     result.fund_balance_before = int(book.balance[book.row_of(fund)])
     result.fund_equity_before = book.account_margin(fund)[0]
-    risk = book.sweep(with_initial_margin=False)
-    rows = np.flatnonzero(risk.status >= STATUS_LIQUIDATE)
-    rows = rows[~reserved_mask(book.account_id[rows], profile)]
+    if swept is None:
+        risk = book.sweep(with_initial_margin=False)
+        swept = SweptRows(
+            np.arange(book.n_accounts, dtype=np.int64),
+            risk.equity,
+            risk.maintenance_margin,
+            risk.status,
+        )
+    breached = np.flatnonzero(swept.status >= STATUS_LIQUIDATE)
+    breached = breached[~reserved_mask(book.account_id[swept.rows[breached]], profile)]
+    rows = swept.rows[breached]
     if not profile.negative_balance_protection:
         # A flat account in debt stays bankrupt in every sweep; its debt was kept when it
         # was taken over, and there is nothing left to take.
         open_positions = np.bincount(
             book.position_owner()[book.pos_qty != 0], minlength=book.n_accounts
         )
-        rows = rows[open_positions[rows] > 0]
+        keep = open_positions[rows] > 0
+        rows, breached = rows[keep], breached[keep]
     ids = book.account_id[rows]
-    equity = risk.equity[rows]
-    maintenance = risk.maintenance_margin[rows]
+    equity = swept.equity[breached]
+    maintenance = swept.maintenance_margin[breached]
     order = np.asarray(liquidation_order(ids, equity, maintenance), dtype=np.int64)
     if batch:
         _liquidate_in_runs(book, profile, rows[order], equity[order], maintenance[order], result)

@@ -55,7 +55,7 @@ from engine.incremental import IncrementalSweep
 from engine.profile import RESERVED_ACCOUNT_BASE, Profile
 from engine.service import messages
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
-from engine.waterfall import Event, WaterfallResult, run_waterfall
+from engine.waterfall import Event, SweptRows, WaterfallResult, run_waterfall
 
 STATE_FORMAT = 1
 BAND_RATE_DEFAULT = 10_000_000  # 10% of the last mark
@@ -409,7 +409,8 @@ class Service:
         if not (breached or fund_short):
             return
         started = self._now()
-        waterfall = run_waterfall(book, profile)
+        swept = SweptRows(rows, equity, maintenance, status)
+        waterfall = run_waterfall(book, profile, swept=swept)
         stats.waterfall = True
         stats.accounts_liquidated = waterfall.accounts_liquidated
         stats.waterfall_s = self._now() - started
