@@ -20,7 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from engine import liquidate_cli, settle_cli
+from engine import demo_cli, liquidate_cli, settle_cli, stress_cli
 from engine.book import STATUS_NAMES, Book
 from engine.errors import Rejected
 from engine.fixed import RATE_SCALE, FixedPointError, format_units, parse_decimal, to_rate
@@ -138,6 +138,18 @@ COMMANDS: tuple[Command, ...] = (
         "one tick of the liquidation waterfall: liquidation, insurance fund, ADL, socialized loss",
         liquidate_cli.add_arguments,
         liquidate_cli.run,
+    ),
+    Command(
+        "demo",
+        "the embedded default: the 2025-10-11 crash on a synthetic book, no broker or files",
+        demo_cli.add_arguments,
+        demo_cli.run,
+    ),
+    Command(
+        "stress",
+        "cascade simulation of a scenario, or the reverse stress test (--reverse)",
+        stress_cli.add_arguments,
+        stress_cli.run,
     ),
     Command(
         "serve",
