@@ -22,8 +22,14 @@ from rich.table import Table
 
 from engine import demo_cli, liquidate_cli, settle_cli, stress_cli
 from engine.book import STATUS_NAMES, Book
+from engine.cli_inputs import (
+    add_book_arguments,
+    add_marks_and_out_arguments,
+    book_from_inputs,
+    warning_rate,
+)
 from engine.errors import Rejected
-from engine.fixed import RATE_SCALE, FixedPointError, format_units, parse_decimal, to_rate
+from engine.fixed import FixedPointError, format_units
 from engine.instruments import InstrumentError, InstrumentTable
 from engine.io.tables import read_book_inputs, write_tables
 from engine.risk_report import risk_tables
@@ -43,16 +49,8 @@ class Command:
 
 # ----- risk ------------------------------------------------------------------------------
 def add_risk_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--instruments", required=True, type=Path, help="JSON or TOML")
-    parser.add_argument("--accounts", required=True, type=Path, help="account_id, balance")
-    parser.add_argument(
-        "--positions",
-        required=True,
-        type=Path,
-        help="account_id, symbol, qty, entry_price [, leverage]",
-    )
-    parser.add_argument("--marks", required=True, type=Path, help="symbol, mark_price")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    add_book_arguments(parser)
+    add_marks_and_out_arguments(parser)
     parser.add_argument(
         "--warning-level",
         default="0.8",
@@ -60,33 +58,14 @@ def add_risk_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def warning_rate(text: str) -> int:
-    """--warning-level as a rate over RATE_SCALE, in (0, 1]."""
-    rate = to_rate(parse_decimal(text, "--warning-level"), "--warning-level")
-    if not 0 < rate <= RATE_SCALE:
-        raise FixedPointError(f"--warning-level: must be above 0 and at most 1, got {text}")
-    return rate
-
-
 def run_risk(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     rate = warning_rate(args.warning_level)
     instruments = InstrumentTable.load(args.instruments)
     inputs = read_book_inputs(instruments, args.accounts, args.positions, args.marks)
-    accounts, positions, marks = inputs.accounts, inputs.positions, inputs.marks
-    book = Book.from_arrays(
-        instruments,
-        accounts.account_id,
-        accounts.balance,
-        positions.account_id,
-        positions.instrument,
-        positions.qty,
-        positions.cost,
-        positions.leverage,
-        warning_rate=rate,
+    book = book_from_inputs(
+        instruments, inputs.accounts, inputs.positions, inputs.marks, warning_rate=rate
     )
-    for inst, price in zip(marks.instrument.tolist(), marks.price.tolist(), strict=True):
-        book.set_mark(instruments.instruments[inst].symbol, price)
     loaded = time.perf_counter()
     account_table, position_table = risk_tables(book)
     computed = time.perf_counter()

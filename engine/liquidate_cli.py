@@ -40,9 +40,16 @@ import pyarrow.compute as pc
 
 from engine.adl import account_adl_quantiles, adl_quantiles
 from engine.book import Book
+from engine.cli_inputs import (
+    add_book_arguments,
+    add_marks_and_out_arguments,
+    book_from_inputs,
+    nets_to_zero,
+    warning_rate,
+)
 from engine.conservation import audit
 from engine.errors import Rejected
-from engine.fixed import RATE_SCALE, FixedPointError, format_units, parse_decimal, to_rate, to_units
+from engine.fixed import FixedPointError, format_units, parse_decimal, to_units
 from engine.instruments import InstrumentTable
 from engine.io.tables import read_book_inputs, write_tables
 from engine.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError
@@ -76,16 +83,8 @@ RESULT_MONEY = (
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--instruments", required=True, type=Path, help="JSON or TOML")
-    parser.add_argument("--accounts", required=True, type=Path, help="account_id, balance")
-    parser.add_argument(
-        "--positions",
-        required=True,
-        type=Path,
-        help="account_id, symbol, qty, entry_price [, leverage]",
-    )
-    parser.add_argument("--marks", required=True, type=Path, help="symbol, mark_price")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    add_book_arguments(parser)
+    add_marks_and_out_arguments(parser)
     parser.add_argument(
         "--profile",
         type=Path,
@@ -112,9 +111,7 @@ def run(args: argparse.Namespace) -> int:
         raise Rejected("invalid_profile", str(exc)) from None
     rate = profile.warning_rate
     if args.warning_level is not None:
-        rate = to_rate(parse_decimal(args.warning_level, "--warning-level"), "--warning-level")
-        if not 0 < rate <= RATE_SCALE:
-            raise FixedPointError("--warning-level: must be above 0 and at most 1")
+        rate = warning_rate(args.warning_level)
     instruments = InstrumentTable.load(args.instruments)
     money = instruments.money_decimals
     fund_amount = to_units(
@@ -138,22 +135,8 @@ def run(args: argparse.Namespace) -> int:
             f"{accounts.path}: row {row + 1}: account id {accounts.account_id[row]} is the"
             " house's (ids from 2^62 up, and the profile's fund and unwind accounts)",
         )
-    book = Book.from_arrays(
-        instruments,
-        accounts.account_id,
-        accounts.balance,
-        positions.account_id,
-        positions.instrument,
-        positions.qty,
-        positions.cost,
-        positions.leverage,
-        warning_rate=rate,
-    )
-    for inst, price in zip(marks.instrument.tolist(), marks.price.tolist(), strict=True):
-        book.set_mark(instruments.instruments[inst].symbol, price)
-    open_interest = np.zeros(len(instruments), dtype=np.int64)
-    np.add.at(open_interest, positions.instrument, positions.qty)
-    closed = not open_interest.any()
+    book = book_from_inputs(instruments, accounts, positions, marks, warning_rate=rate)
+    closed = nets_to_zero(instruments, positions)
     open_fund(book, profile, fund_amount)
     loaded = time.perf_counter()
     result = run_waterfall(book, profile)

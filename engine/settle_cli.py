@@ -39,6 +39,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.book import Book
+from engine.cli_inputs import book_from_inputs
 from engine.errors import Rejected
 from engine.fixed import FixedPointError, format_units, parse_decimal, to_rate, to_units
 from engine.instruments import InstrumentTable
@@ -246,16 +247,8 @@ def load_book(args: argparse.Namespace, profile: Profile) -> tuple[Book, dict[st
     instruments = InstrumentTable.load(args.instruments)
     accounts = read_accounts(args.accounts, instruments)
     positions = read_positions(args.positions, instruments)
-    book = Book.from_arrays(
-        instruments,
-        accounts.account_id,
-        accounts.balance,
-        positions.account_id,
-        positions.instrument,
-        positions.qty,
-        positions.cost,
-        positions.leverage,
-        warning_rate=profile.warning_rate,
+    book = book_from_inputs(
+        instruments, accounts, positions, None, warning_rate=profile.warning_rate
     )
     return book, {}
 

@@ -43,21 +43,11 @@ from engine.book import STATUS_LIQUIDATE, Book
 from engine.incremental import IncrementalSweep
 from engine.profile import RESERVED_ACCOUNT_BASE, Profile
 from engine.scenario import MarketPath, Scenario, ScenarioError
-from engine.waterfall import SweptRows, WaterfallResult, open_fund, run_waterfall
+from engine.waterfall import EVENT_KINDS, SweptRows, WaterfallResult, open_fund, run_waterfall
 
 ROUNDS_MAX = 100_000  # cascade rounds in one step; each round liquidates at least one account
 IMPACT_MAX = Decimal("0.99")  # one unwind moves a price by at most 99%
 DECIMAL = Context(prec=34, rounding=ROUND_HALF_EVEN)
-EVENT_KINDS = (
-    "liquidation",
-    "liquidation_fee",
-    "takeover",
-    "insurance_payout",
-    "unwind",
-    "adl",
-    "socialized_loss",
-    "unallocated_loss",
-)
 _KIND_CODE = {kind: i for i, kind in enumerate(EVENT_KINDS)}
 _COLUMNS = ("kind", "event_id", "account_id", "instrument", "qty", "price", "amount")
 _TWO = Decimal(2)
