@@ -24,6 +24,7 @@ accounts evaluated.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +40,14 @@ REANCHOR_FRACTION_DEFAULT = 0.05
 # up to BUCKET_HIGH; the last holds the rest (+inf: no positions).
 BUCKET_LOW, BUCKET_HIGH, BUCKETS_PER_DECADE = 1e-6, 10.0, 16
 N_BUCKETS = 2 + int(round(np.log10(BUCKET_HIGH / BUCKET_LOW))) * BUCKETS_PER_DECADE
+
+
+def bucket_index(move: float) -> int:
+    """bucket_of for one finite value, without numpy's per-call overhead (a tick's move)."""
+    if not move > BUCKET_LOW:
+        return 0
+    scaled = math.log10(move / BUCKET_LOW) * BUCKETS_PER_DECADE
+    return min(int(math.floor(scaled)) + 1, N_BUCKETS - 1)
 
 
 def bucket_of(critical: np.ndarray | float) -> np.ndarray:
@@ -97,6 +106,7 @@ class IncrementalSweep:
         self._bucket_end = np.cumsum(np.bincount(bucket, minlength=N_BUCKETS))
         # Rows changed by events since the anchor: their anchor figures are stale.
         self._dirty = np.zeros(0, dtype=np.int64)
+        self._cached: tuple[int, np.ndarray] | None = None
         rows = np.arange(book.n_accounts, dtype=np.int64)
         return TickResult(rows, risk.equity, risk.maintenance_margin, risk.status, True)
 
@@ -120,19 +130,23 @@ class IncrementalSweep:
 
     def candidates(self) -> np.ndarray:
         """Sorted rows to evaluate: accounts not ok at the anchor (critical = -inf, so always
-        in the prefix), those the move could reach, and those changed since the anchor."""
+        in the prefix), those the move could reach, and those changed since the anchor.
+        Between ticks the set only changes when the move reaches another bucket or events
+        change accounts, so it is kept and reused until then."""
         move = self.max_relative_move()
         # every bucket whose accounts may have critical <= move: up to the move's own bucket
-        k = int(self._bucket_end[int(bucket_of(move))]) if move < np.inf else self.book.n_accounts
+        k = int(self._bucket_end[bucket_index(move)]) if move < np.inf else self.book.n_accounts
         if self.book.changed_rows or self.book.n_accounts > self._n_accounts:
             changed = np.fromiter(self.book.changed_rows, dtype=np.int64)
             new_rows = np.arange(self._n_accounts, self.book.n_accounts, dtype=np.int64)
             self._dirty = np.union1d(self._dirty, np.concatenate([changed, new_rows]))
             self._n_accounts = self.book.n_accounts
             self.book.changed_rows.clear()
-        if len(self._dirty):
-            return np.union1d(self._order[:k], self._dirty)
-        return np.sort(self._order[:k])
+            self._cached = None
+        if self._cached is None or self._cached[0] != k:
+            rows = np.union1d(self._order[:k], self._dirty)
+            self._cached = (k, rows)
+        return self._cached[1]
 
     def tick(self) -> TickResult:
         move = self.max_relative_move()

@@ -80,3 +80,10 @@ def test_moving_off_a_zero_mark_reanchors() -> None:
     book.set_mark(symbol, 5)
     assert inc.tick().full_sweep
     check(inc)
+
+
+@given(st.floats(min_value=0.0, max_value=1e3, allow_nan=False))
+def test_scalar_bucket_equals_the_vector_one(move: float) -> None:
+    from engine.incremental import bucket_index, bucket_of
+
+    assert bucket_index(move) == int(bucket_of(move))
