@@ -12,6 +12,7 @@ after, so a rejected operation leaves the book exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ DEFAULT_LEVERAGE = 20
 # kernels form fits 128 bits with room (csrc/liquidation_price.h).
 POSITION_TICK_VALUE_MAX = 2**62
 LEVERAGE_MAX = 10_000
+BALANCE_MAX = 2**62  # a fill may not take a balance beyond +-this
 PARALLEL_ACCOUNTS_MIN = 100_000
 
 
@@ -38,6 +40,17 @@ def _as_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise Rejected("invalid_value", f"{what} must be an integer number of units, got {value!r}")
     return int(value)
+
+
+@dataclass(frozen=True)
+class _PlannedFill:
+    account_id: int
+    row: int
+    instrument: int
+    qty: int  # the position after the fill
+    cost: int
+    realized: int
+    fee: int
 
 
 @dataclass(frozen=True)
@@ -262,6 +275,33 @@ class Book:
         is rounded up (the house's favour); closing the whole position removes its whole
         cost, so nothing drifts over a position's life. Returns the realized PnL.
         """
+        fill = self._plan_fill(account_id, symbol, qty, price, fee)
+        self._commit_fill(fill, self._event_id(event_id))
+        return fill.realized
+
+    def apply_trade(
+        self,
+        symbol: str,
+        price: int,
+        sides: Sequence[tuple[int, int, int]],
+        *,
+        event_id: int | None = None,
+    ) -> list[int]:
+        """Every side (account, qty, fee) of one trade, applied whole or not at all: all
+        sides are checked before any is applied. Returns each side's realized PnL."""
+        accounts = [side[0] for side in sides]
+        if len(set(accounts)) != len(accounts):
+            raise Rejected("invalid_trade", f"an account appears twice in one trade: {accounts}")
+        fills = [self._plan_fill(a, symbol, q, price, f) for a, q, f in sides]
+        event = self._event_id(event_id)
+        for fill in fills:
+            self._commit_fill(fill, event)
+        return [fill.realized for fill in fills]
+
+    def _plan_fill(
+        self, account_id: int, symbol: str, qty: int, price: int, fee: int
+    ) -> _PlannedFill:
+        """Validate one fill side and compute its result; changes nothing."""
         account_id = _as_int(account_id, "account_id")
         qty = _as_int(qty, "qty")
         price = _as_int(price, "price")
@@ -292,13 +332,14 @@ class Book:
         if abs(new_qty) * tick_value > POSITION_TICK_VALUE_MAX or abs(new_cost) > 2**62:
             raise Rejected("overflow", f"account {account_id} {symbol}: position too large")
         new_balance = int(self._balance[row]) + realized - fee
-        if not -(2**62) <= new_balance <= 2**62:
+        if not -BALANCE_MAX <= new_balance <= BALANCE_MAX:
             raise Rejected("overflow", f"account {account_id}: balance out of range")
-        event = self._event_id(event_id)
-        self._store_position(row, inst, new_qty, new_cost)
-        self._post(CLEARING, account_id, realized, Reason.REALIZED_PNL, event)
-        self._post(account_id, FEES, fee, Reason.TRADING_FEE, event)
-        return realized
+        return _PlannedFill(account_id, row, inst, new_qty, new_cost, realized, fee)
+
+    def _commit_fill(self, fill: _PlannedFill, event: int) -> None:
+        self._store_position(fill.row, fill.instrument, fill.qty, fill.cost)
+        self._post(CLEARING, fill.account_id, fill.realized, Reason.REALIZED_PNL, event)
+        self._post(fill.account_id, FEES, fill.fee, Reason.TRADING_FEE, event)
 
     def _store_position(self, row: int, inst: int, qty: int, cost: int) -> None:
         self.changed_rows.add(row)

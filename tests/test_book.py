@@ -323,3 +323,21 @@ def test_sweep_into_reused_buffers_equals_a_fresh_sweep() -> None:
     second = book.sweep(with_initial_margin=False, reuse_buffers=True)
     assert second.equity is first.equity  # the same buffer, overwritten
     assert np.array_equal(second.equity, book.sweep().equity)
+
+
+def test_a_trade_is_applied_whole_or_not_at_all() -> None:
+    book = Book(table())
+    book.deposit(1, 1_000 * USDT)
+    book.deposit(2, 1_000 * USDT)
+    assert book.apply_trade("BTCUSDT", 1_000_000, [(1, 5, 100), (2, -5, 100)]) == [0, 0]
+    assert book.position(1, "BTCUSDT")[0] == 5 and book.position(2, "BTCUSDT")[0] == -5
+    before = state(book)
+    # The seller's side would overflow its position: neither side may be applied.
+    with pytest.raises(Rejected, match="overflow"):
+        book.apply_trade("BTCUSDT", 1_000_000, [(1, 2**59, 0), (2, -(2**59), 0)])
+    with pytest.raises(Rejected, match="unknown_account"):
+        book.apply_trade("BTCUSDT", 1_000_000, [(1, 1, 0), (3, -1, 0)])
+    with pytest.raises(Rejected, match="invalid_trade"):
+        book.apply_trade("BTCUSDT", 1_000_000, [(1, 1, 0), (1, -1, 0)])
+    assert same_state(before, state(book))
+    assert audit(book, closed=True).ok

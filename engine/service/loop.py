@@ -44,7 +44,6 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from engine.book import (
-    POSITION_TICK_VALUE_MAX,
     STATUS_LIQUIDATE,
     STATUS_MARGIN_CALL,
     Book,
@@ -61,7 +60,6 @@ STATE_FORMAT = 1
 BAND_RATE_DEFAULT = 10_000_000  # 10% of the last mark
 BAND_CONFIRM_DEFAULT = 3
 INCREMENTAL_MOVE_MAX_DEFAULT = 0.003
-BALANCE_MAX = 2**62  # Book.apply_fill's bound on a balance after a fill
 
 
 class Record(NamedTuple):
@@ -329,15 +327,7 @@ class Service:
             ]
             if not sides:
                 raise Rejected("not_owned", f"no side of fill {event.event_id} is keyed here")
-            if len(sides) == 2:
-                # Check both sides first so a fill is applied whole or not at all (one side
-                # alone is checked by apply_fill before it changes anything).
-                for account, qty, fee in sides:
-                    _check_fill_side(book, account, event.symbol, qty, event.price, fee)
-            for account, qty, fee in sides:
-                book.apply_fill(
-                    account, event.symbol, qty, event.price, fee=fee, event_id=event.event_id
-                )
+            book.apply_trade(event.symbol, event.price, sides, event_id=event.event_id)
 
     # ----- prices ------------------------------------------------------------------------
     def _price_accepted(self, update: PriceUpdate, accepted: dict[int, PriceUpdate]) -> bool:
@@ -549,31 +539,6 @@ def _relative_move(before: np.ndarray | None, after: np.ndarray) -> float:
         return 0.0
     b = before[moved].astype(np.float64)
     return float((np.abs(after[moved].astype(np.float64) - b) / b).max())
-
-
-def _check_fill_side(book: Book, account: int, symbol: str, qty: int, price: int, fee: int) -> None:
-    """Refuse a fill side that Book.apply_fill would refuse, before either side is applied
-    (the same arithmetic as apply_fill: unknown account, position or balance out of range)."""
-    book.row_of(account)
-    inst = book.instruments.symbol_index(symbol)
-    tick_value = int(book.instruments.tick_value[inst])
-    old_qty, old_cost = book.position(account, symbol)
-    new_qty = old_qty + qty
-    fill_value = qty * price * tick_value
-    if old_qty == 0 or (old_qty > 0) == (qty > 0):
-        realized, new_cost = 0, old_cost + fill_value
-    else:
-        closed = -qty if abs(qty) <= abs(old_qty) else old_qty
-        closed_cost = -((-old_cost * closed) // old_qty)
-        realized = closed * price * tick_value - closed_cost
-        new_cost = old_cost - closed_cost
-        if new_qty != 0 and (new_qty > 0) != (old_qty > 0):
-            new_cost = new_qty * price * tick_value
-    if abs(new_qty) * tick_value > POSITION_TICK_VALUE_MAX or abs(new_cost) > 2**62:
-        raise Rejected("overflow", f"account {account} {symbol}: position too large")
-    balance = int(book.balance[book.row_of(account)]) + realized - fee
-    if not -BALANCE_MAX <= balance <= BALANCE_MAX:
-        raise Rejected("overflow", f"account {account}: balance out of range")
 
 
 class _Outputs:
