@@ -334,7 +334,7 @@ def test_a_trade_is_applied_whole_or_not_at_all() -> None:
     before = state(book)
     # The seller's side would overflow its position: neither side may be applied.
     with pytest.raises(Rejected, match="overflow"):
-        book.apply_trade("BTCUSDT", 1_000_000, [(1, 2**59, 0), (2, -(2**59), 0)])
+        book.apply_trade("BTCUSDT", 1_000_000, [(1, 1, 0), (2, -(2**59), 0)])
     with pytest.raises(Rejected, match="unknown_account"):
         book.apply_trade("BTCUSDT", 1_000_000, [(1, 1, 0), (3, -1, 0)])
     with pytest.raises(Rejected, match="invalid_trade"):
