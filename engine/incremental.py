@@ -35,6 +35,7 @@ from engine.fixed import RATE_SCALE
 
 FLOAT_SAFETY = 1e-9  # relative slack for float rounding; far above float64's 1e-16
 REANCHOR_FRACTION_DEFAULT = 0.05
+DIRTY_WORK_MAX = 0.25  # changed-account checks since the anchor, per account of the book
 # Buckets of `critical` (a relative move): bucket 0 holds the accounts not ok at the anchor
 # (critical = -inf) and any at or below BUCKET_LOW; then BUCKETS_PER_DECADE per factor of 10
 # up to BUCKET_HIGH; the last holds the rest (+inf: no positions).
@@ -104,9 +105,15 @@ class IncrementalSweep:
         bucket = bucket_of(critical).astype(np.uint8)
         self._order = np.argsort(bucket, kind="stable")  # a radix sort on 8-bit keys
         self._bucket_end = np.cumsum(np.bincount(bucket, minlength=N_BUCKETS))
-        # Rows changed by events since the anchor: their anchor figures are stale.
+        # The index prefix evaluated so far (it only grows until the next anchor: a larger
+        # set than needed is still exact) and the rows changed by events since the anchor,
+        # whose anchor figures are stale; both as masks, so a union costs no sort.
+        self._prefix = 0
+        self._in_prefix = np.zeros(book.n_accounts, dtype=bool)
+        self._is_dirty = np.zeros(book.n_accounts, dtype=bool)
         self._dirty = np.zeros(0, dtype=np.int64)
-        self._cached: tuple[int, np.ndarray] | None = None
+        self._cached: np.ndarray | None = None
+        self._dirty_work = 0
         rows = np.arange(book.n_accounts, dtype=np.int64)
         return TickResult(rows, risk.equity, risk.maintenance_margin, risk.status, True)
 
@@ -129,31 +136,48 @@ class IncrementalSweep:
         return float(rel.max(initial=0.0)) * (1 + FLOAT_SAFETY) + 1e-15
 
     def candidates(self) -> np.ndarray:
-        """Sorted rows to evaluate: accounts not ok at the anchor (critical = -inf, so always
-        in the prefix), those the move could reach, and those changed since the anchor.
-        Between ticks the set only changes when the move reaches another bucket or events
-        change accounts, so it is kept and reused until then."""
+        """Rows to evaluate, each once: accounts not ok at the anchor (critical = -inf, so
+        always in the prefix), those the move could reach, and those changed since the
+        anchor. Between ticks the set only changes when the move reaches another bucket or
+        events change accounts, so it is kept and reused until then."""
         move = self.max_relative_move()
         # every bucket whose accounts may have critical <= move: up to the move's own bucket
-        k = int(self._bucket_end[bucket_index(move)]) if move < np.inf else self.book.n_accounts
-        if self.book.changed_rows or self.book.n_accounts > self._n_accounts:
-            changed = np.fromiter(self.book.changed_rows, dtype=np.int64)
-            new_rows = np.arange(self._n_accounts, self.book.n_accounts, dtype=np.int64)
-            self._dirty = np.union1d(self._dirty, np.concatenate([changed, new_rows]))
-            self._n_accounts = self.book.n_accounts
-            self.book.changed_rows.clear()
+        k = int(self._bucket_end[bucket_index(move)]) if move < np.inf else len(self._order)
+        if k > self._prefix:
+            self._in_prefix[self._order[self._prefix : k]] = True
+            self._prefix = k
             self._cached = None
-        if self._cached is None or self._cached[0] != k:
-            rows = np.union1d(self._order[:k], self._dirty)
-            self._cached = (k, rows)
-        return self._cached[1]
+        book = self.book
+        if book.changed_rows or book.n_accounts > self._n_accounts:
+            grown = book.n_accounts - len(self._is_dirty)
+            if grown > 0:
+                self._in_prefix = np.concatenate([self._in_prefix, np.zeros(grown, bool)])
+                self._is_dirty = np.concatenate([self._is_dirty, np.zeros(grown, bool)])
+            changed = np.fromiter(book.changed_rows, dtype=np.int64, count=len(book.changed_rows))
+            new_rows = np.arange(self._n_accounts, book.n_accounts, dtype=np.int64)
+            rows = np.concatenate([changed, new_rows])
+            rows = rows[~self._is_dirty[rows]]
+            self._is_dirty[rows] = True
+            self._dirty = np.concatenate([self._dirty, np.unique(rows)])
+            self._n_accounts = book.n_accounts
+            book.changed_rows.clear()
+            self._cached = None
+        if self._cached is None:
+            extra = self._dirty[~self._in_prefix[self._dirty]]
+            self._cached = np.concatenate([self._order[: self._prefix], extra])
+        return self._cached
 
     def tick(self) -> TickResult:
         move = self.max_relative_move()
         if not np.isfinite(move):
             return self.anchor()
         rows = self.candidates()
-        if len(rows) > self.reanchor_fraction * max(self.book.n_accounts, 1):
+        n = max(self.book.n_accounts, 1)
+        # Changed accounts are re-checked every tick until the next anchor. Once that repeated
+        # work adds up to about what an anchor costs (a full pass plus the index, in the time
+        # of scattered single-account checks), anchoring again is cheaper (ski rental).
+        self._dirty_work += len(self._dirty)
+        if len(rows) > self.reanchor_fraction * n or self._dirty_work > DIRTY_WORK_MAX * n:
             return self.anchor()
         equity, maintenance, status = self.book.sweep_rows(rows)
         return TickResult(rows, equity, maintenance, status, False)
