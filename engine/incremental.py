@@ -35,7 +35,7 @@ from engine.fixed import RATE_SCALE
 
 FLOAT_SAFETY = 1e-9  # relative slack for float rounding; far above float64's 1e-16
 REANCHOR_FRACTION_DEFAULT = 0.05
-DIRTY_WORK_MAX = 0.25  # changed-account checks since the anchor, per account of the book
+REANCHOR_WORK = 1.0  # single-account checks since the anchor, per account of the book
 # Buckets of `critical` (a relative move): bucket 0 holds the accounts not ok at the anchor
 # (critical = -inf) and any at or below BUCKET_LOW; then BUCKETS_PER_DECADE per factor of 10
 # up to BUCKET_HIGH; the last holds the rest (+inf: no positions).
@@ -113,7 +113,7 @@ class IncrementalSweep:
         self._is_dirty = np.zeros(book.n_accounts, dtype=bool)
         self._dirty = np.zeros(0, dtype=np.int64)
         self._cached: np.ndarray | None = None
-        self._dirty_work = 0
+        self._work = 0
         rows = np.arange(book.n_accounts, dtype=np.int64)
         return TickResult(rows, risk.equity, risk.maintenance_margin, risk.status, True)
 
@@ -164,7 +164,8 @@ class IncrementalSweep:
             self._cached = None
         if self._cached is None:
             extra = self._dirty[~self._in_prefix[self._dirty]]
-            self._cached = np.concatenate([self._order[: self._prefix], extra])
+            # sorted: the checks then walk the columns forward, which the prefetcher follows
+            self._cached = np.sort(np.concatenate([self._order[: self._prefix], extra]))
         return self._cached
 
     def tick(self) -> TickResult:
@@ -173,11 +174,13 @@ class IncrementalSweep:
             return self.anchor()
         rows = self.candidates()
         n = max(self.book.n_accounts, 1)
-        # Changed accounts are re-checked every tick until the next anchor. Once that repeated
-        # work adds up to about what an anchor costs (a full pass plus the index, in the time
-        # of scattered single-account checks), anchoring again is cheaper (ski rental).
-        self._dirty_work += len(self._dirty)
-        if len(rows) > self.reanchor_fraction * n or self._dirty_work > DIRTY_WORK_MAX * n:
+        # Accounts the move reached and accounts changed since the anchor are re-checked every
+        # tick until the next anchor, which resets the move to zero. Once that repeated work
+        # adds up to about what an anchor costs (a full pass plus the index, in the time of
+        # scattered single-account checks), anchoring again is cheaper (ski rental). The
+        # accounts already in warning at the anchor stay candidates either way: not counted.
+        self._work += len(rows) - int(self._bucket_end[0])
+        if len(rows) > self.reanchor_fraction * n or self._work > REANCHOR_WORK * n:
             return self.anchor()
         equity, maintenance, status = self.book.sweep_rows(rows)
         return TickResult(rows, equity, maintenance, status, False)
