@@ -479,8 +479,8 @@ def report_markdown(
         f" {money(-_total(t.mtm_losses))} losses |",
         f"| Funding (perpetuals) | {money(_total(t.funding_paid))} paid,"
         f" {money(_total(t.funding_received))} received,"
-        f" {format_units(_total(t.funding_to_pool), md)} {cur} rounding remainder to the"
-        " funding pool |",
+        f" {format_units(_total(t.funding_to_pool), md)} {cur} to the funding pool"
+        " (rounding, plus any open-interest imbalance of the input book) |",
         f"| Trading fees accrued | {money(_total(result.fees))} |",
         f"| Accounts liquidated | {w.accounts_liquidated:,} (liquidation fees"
         f" {money(w.liquidation_fees)}) |",
@@ -600,8 +600,9 @@ def report_markdown(
         " into the balance; the cost basis is reset to the settlement price.",
         "- Perpetuals: unrealized PnL stays; funding = notional at the settlement price × rate."
         " Payers round up; receivers share exactly what is owed to them, rounded down, the"
-        " units left going to the largest fractional parts; the rounding remainder goes to"
-        f" the funding pool (house account {FUNDING_POOL}).",
+        " units left going to the largest fractional parts; the remainder goes to the funding"
+        f" pool (house account {FUNDING_POOL}): rounding units in a closed book, more when the"
+        " input's longs and shorts do not net to zero.",
         "- A computed rate is premium + clamp(interest − premium, ±0.05%), capped at"
         " ±0.75 × the first tier's maintenance rate unless the funding file gives a cap;"
         " premium = (settlement price − index) / index.",
