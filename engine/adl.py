@@ -75,7 +75,6 @@ from engine.waterfall import (
     commit_fills,
     plan_fills,
     reserved_mask,
-    transfer_many,
 )
 
 POLICY_CODES = {
@@ -547,7 +546,8 @@ def apply_selection(
             book.new_event_id()
         event_ids = np.arange(first, first + len(slots), dtype=np.int64)
         commit_fills(book, fund, fund_row, plan, event_ids[moving])
-        transfer_many(book, account_ids, fund, amounts, Reason.ADL, event_ids)
+        assert (amounts >= 0).all(), "ADL only moves profit to the fund"
+        book.post_many(account_ids, fund, amounts, Reason.ADL, event_ids)
         n = len(slots)
         result.log.extend(
             {
@@ -677,7 +677,7 @@ def socialize_loss(book: Book, profile: Profile, floor: int, result: WaterfallRe
     assert allocated == sum(parts.tolist()) <= need
     event_id = book.new_event_id()
     paying = parts > 0
-    transfer_many(book, account_ids[paying], fund, parts[paying], Reason.SOCIALIZED_LOSS, event_id)
+    book.post_many(account_ids[paying], fund, parts[paying], Reason.SOCIALIZED_LOSS, event_id)
     n = int(paying.sum())
     result.log.extend(
         {

@@ -540,6 +540,17 @@ class Book:
         return np.repeat(np.arange(self._n_accounts, dtype=np.int64), np.diff(self.acct_start))
 
     # ----- risk --------------------------------------------------------------------------
+    def _position_columns(self, lo: int = 0, hi: int | None = None) -> tuple[np.ndarray, ...]:
+        """The slot columns the margin kernels read, in their order (a slice for one account)."""
+        part = slice(lo, hi)
+        return (
+            self.pos_instrument[part],
+            self.pos_qty[part],
+            self.pos_cost[part],
+            self.pos_leverage[part],
+            self.mark_lot_value,
+        )
+
     def _tier_args(self) -> tuple[np.ndarray, ...]:
         t = self.instruments
         return (
@@ -557,11 +568,7 @@ class Book:
         eq, mm, im, st = _native.sweep_accounts(
             starts,
             np.ascontiguousarray(balance, dtype=np.int64),
-            self.pos_instrument[lo:hi],
-            self.pos_qty[lo:hi],
-            self.pos_cost[lo:hi],
-            self.pos_leverage[lo:hi],
-            self.mark_lot_value,
+            *self._position_columns(lo, hi),
             *self._tier_args(),
             self.warning_rate,
             with_initial_margin,
@@ -597,11 +604,7 @@ class Book:
             eq, mm, im, st = _native.sweep_accounts(
                 self.acct_start,
                 self.balance,
-                self.pos_instrument,
-                self.pos_qty,
-                self.pos_cost,
-                self.pos_leverage,
-                self.mark_lot_value,
+                *self._position_columns(),
                 *self._tier_args(),
                 self.warning_rate,
                 with_initial_margin,
@@ -625,11 +628,7 @@ class Book:
             np.ascontiguousarray(rows, dtype=np.int64),
             self.acct_start,
             self.balance,
-            self.pos_instrument,
-            self.pos_qty,
-            self.pos_cost,
-            self.pos_leverage,
-            self.mark_lot_value,
+            *self._position_columns(),
             *self._tier_args(),
             self.warning_rate,
         )
@@ -638,11 +637,7 @@ class Book:
         """Per slot: notional, unrealized_pnl, maintenance_margin, initial_margin, tier."""
         self.compact()
         notional, upnl, mm, im, tier = _native.position_margins(
-            self.pos_instrument,
-            self.pos_qty,
-            self.pos_cost,
-            self.pos_leverage,
-            self.mark_lot_value,
+            *self._position_columns(),
             *self._tier_args(),
         )
         return {

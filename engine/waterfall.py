@@ -565,29 +565,10 @@ def plan_fills(
 
 
 def post_pnl(
-    book: Book,
-    account_ids: np.ndarray,
-    rows: np.ndarray,
-    realized: np.ndarray,
-    event_ids: np.ndarray,
+    book: Book, account_ids: np.ndarray, realized: np.ndarray, event_ids: np.ndarray
 ) -> None:
     """Realized PnL postings between the clearing account and each account, with balances."""
-    del rows  # the book finds the rows of the accounts itself
     book.post_many(CLEARING, account_ids, realized, Reason.REALIZED_PNL, event_ids)
-
-
-def transfer_many(
-    book: Book,
-    debit: np.ndarray | int,
-    credit: np.ndarray | int,
-    amount: np.ndarray,
-    reason: Reason,
-    event_ids: np.ndarray | int,
-) -> None:
-    """Book.transfer for many (debit, credit, amount >= 0) at once; zero amounts move nothing."""
-    amount = np.asarray(amount, dtype=np.int64)
-    assert (amount >= 0).all()
-    book.post_many(debit, credit, amount, reason, event_ids)
 
 
 def commit_fills(
@@ -598,9 +579,8 @@ def commit_fills(
     book.pos_cost[plan.slots] = plan.cost_after
     for inst, (qty, cost) in plan.fund_positions.items():
         book.set_position(fund_row, inst, qty, cost)  # the plan replayed every fill exactly
-    post_pnl(book, book.account_id[plan.rows], plan.rows, plan.trader_realized, event_ids)
-    fund_rows = np.full(len(plan.slots), fund_row, dtype=np.int64)
-    post_pnl(book, np.full(len(plan.slots), fund), fund_rows, plan.fund_realized, event_ids)
+    post_pnl(book, book.account_id[plan.rows], plan.trader_realized, event_ids)
+    post_pnl(book, np.full(len(plan.slots), fund), plan.fund_realized, event_ids)
     book.changed_rows.update(plan.rows.tolist())
     book.changed_rows.add(fund_row)
 
@@ -673,10 +653,12 @@ def take_over_batch(
         book.new_event_id()
     event_ids = np.arange(first, first + n, dtype=np.int64)
     account_ids = book.account_id[rows]
-    transfer_many(book, account_ids, fund, fee, Reason.LIQUIDATION_FEE, event_ids)
+    # each of these moves money one way only: a sign flip would be a bug, not a refund
+    assert (fee >= 0).all() and (takeover >= 0).all() and (payout >= 0).all()
+    book.post_many(account_ids, fund, fee, Reason.LIQUIDATION_FEE, event_ids)
     commit_fills(book, fund, fund_row, plan, event_ids[member])
-    transfer_many(book, account_ids, fund, takeover, Reason.TAKEOVER, event_ids)
-    transfer_many(book, fund, account_ids, payout, Reason.INSURANCE_PAYOUT, event_ids)
+    book.post_many(account_ids, fund, takeover, Reason.TAKEOVER, event_ids)
+    book.post_many(fund, account_ids, payout, Reason.INSURANCE_PAYOUT, event_ids)
     expected = np.zeros(n, dtype=np.int64) if protect else np.minimum(remaining, 0)
     assert (book.balance[rows] == expected).all(), "a taken-over account ends at 0 (or its debt)"
 
