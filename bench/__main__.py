@@ -18,9 +18,9 @@ from pathlib import Path
 from bench import extras
 from bench.baselines import numpy_sweep
 from engine import _native
-from engine.book import Book
-from engine.incremental import IncrementalSweep
-from engine.synthetic import synthetic_book
+from engine.book.book import Book
+from engine.risk.incremental import IncrementalSweep
+from engine.stress.synthetic import synthetic_book
 
 MOVES = (0.0001, 0.001, 0.01, 0.05)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.book import Book
+from engine.book.book import Book
 
 RATE_SCALE = 10**8
 

@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.book import Book
+from engine.book.book import Book
 from engine.io.snapshot import read_snapshot, write_snapshot
-from engine.synthetic import synthetic_book
+from engine.stress.synthetic import synthetic_book
 
 
 def book_bytes(book: Book) -> int:

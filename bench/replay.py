@@ -16,9 +16,9 @@ import dataclasses
 import sys
 import time
 
-from engine.scenario import load_scenario
-from engine.simulator import simulate
-from engine.stress_cli import prepare
+from engine.cli.stress import prepare
+from engine.stress.scenario import load_scenario
+from engine.stress.simulator import simulate
 
 SECONDS_PER_DAY = 86_400
 

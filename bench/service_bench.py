@@ -38,13 +38,13 @@ from typing import Any
 
 import numpy as np
 
-from engine.profile import Profile
 from engine.service import kafka_adapter, messages
 from engine.service.kafka_adapter import create_topics, partition_for_key
 from engine.service.loop import Service, ServiceConfig, Topics
 from engine.service.snapshots import Snapshotter
-from engine.synthetic import USDT, synthetic_book
-from engine.waterfall import open_fund
+from engine.stress.synthetic import USDT, synthetic_book
+from engine.waterfall.profile import Profile
+from engine.waterfall.waterfall import open_fund
 
 REPO = Path(__file__).resolve().parent.parent
 EVENT_PARTITIONS = 3
@@ -170,7 +170,7 @@ def run_one(args: argparse.Namespace, backend: str, bootstrap: str) -> dict[str,
     port = _free_port()
     log_path = snap_dir / "service.log"
     command = [
-        sys.executable, "-m", "engine.service.serve_cli",
+        sys.executable, "-m", "engine.cli.serve",
         "--bootstrap-servers", bootstrap, "--backend", backend,
         "--topic-prefix", prefix, "--snapshot-dir", str(snap_dir),
         "--snapshot-interval", "0", "--metrics-port", str(port), "--status-every", "5",

@@ -53,12 +53,12 @@ def _peak_rss_mib() -> float:
 
 
 def generate(work: Path, n_accounts: int, n_positions: int, n_instruments: int, seed: int) -> dict:
-    from engine.book import Book
-    from engine.instruments import InstrumentTable
+    from engine.book.book import Book
+    from engine.book.instruments import InstrumentTable
     from engine.io.snapshot import write_snapshot
-    from engine.profile import Profile
-    from engine.risk_report import exact_strings
-    from engine.synthetic import synthetic_book
+    from engine.reports.risk_tables import exact_strings
+    from engine.stress.synthetic import synthetic_book
+    from engine.waterfall.profile import Profile
 
     started = time.perf_counter()
     base = synthetic_book(n_accounts, n_positions, n_instruments, seed=seed)
@@ -134,7 +134,7 @@ def generate(work: Path, n_accounts: int, n_positions: int, n_instruments: int, 
 
 
 def settle_child(work: Path, out: Path) -> dict:
-    from engine.settle_cli import add_arguments, run
+    from engine.cli.settle import add_arguments, run
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

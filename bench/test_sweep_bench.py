@@ -9,8 +9,8 @@ from __future__ import annotations
 import pytest
 
 from bench.baselines import numpy_sweep
-from engine.book import Book
-from engine.synthetic import synthetic_book
+from engine.book.book import Book
+from engine.stress.synthetic import synthetic_book
 
 
 @pytest.fixture(scope="module")

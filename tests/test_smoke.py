@@ -1,8 +1,8 @@
 """The seed examples of DESIGN.md through the whole book and kernels."""
 
-from engine.book import Book
-from engine.conservation import audit
-from engine.instruments import InstrumentTable
+from engine.book.book import Book
+from engine.book.instruments import InstrumentTable
+from engine.waterfall.conservation import audit
 
 USDT = 10**8  # money_decimals 8
 

@@ -24,9 +24,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from engine.book import Book
-from engine.instruments import InstrumentTable
-from engine.ledger import EXTERNAL, Reason
+from engine.book.book import Book
+from engine.book.instruments import InstrumentTable
+from engine.book.ledger import EXTERNAL, Reason
 
 FORMAT_VERSION = 1
 SUFFIX = ".arrow"

@@ -34,11 +34,11 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from engine.book import DEFAULT_LEVERAGE, LEVERAGE_MAX
-from engine.errors import Rejected
-from engine.fixed import INT64_MAX, INT64_MIN, decimals_of
-from engine.instruments import InstrumentTable
-from engine.profile import RESERVED_ACCOUNT_BASE
+from engine.book.book import DEFAULT_LEVERAGE, LEVERAGE_MAX
+from engine.book.errors import Rejected
+from engine.book.fixed import INT64_MAX, INT64_MIN, decimals_of
+from engine.book.instruments import InstrumentTable
+from engine.waterfall.profile import RESERVED_ACCOUNT_BASE
 
 ACCOUNT_COLUMNS = ("account_id", "balance")
 POSITION_COLUMNS = ("account_id", "symbol", "qty", "entry_price")

@@ -18,7 +18,7 @@ from typing import IO, Protocol
 
 import numpy as np
 
-from engine.instruments import InstrumentTable
+from engine.book.instruments import InstrumentTable
 from engine.service import messages
 from engine.service.loop import Record, tp_name
 

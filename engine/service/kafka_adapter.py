@@ -34,7 +34,7 @@ from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
-from engine.errors import Rejected
+from engine.book.errors import Rejected
 from engine.service.loop import Record, tp_name
 
 BACKENDS = ("kafka-python", "confluent")

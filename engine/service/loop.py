@@ -43,18 +43,18 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from engine.book import (
+from engine.book.book import (
     STATUS_LIQUIDATE,
     STATUS_MARGIN_CALL,
     Book,
 )
-from engine.errors import Rejected
-from engine.fixed import RATE_SCALE, format_units
-from engine.incremental import IncrementalSweep
-from engine.profile import RESERVED_ACCOUNT_BASE, Profile
+from engine.book.errors import Rejected
+from engine.book.fixed import RATE_SCALE, format_units
+from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
-from engine.waterfall import Event, SweptRows, WaterfallResult, run_waterfall
+from engine.waterfall.profile import RESERVED_ACCOUNT_BASE, Profile
+from engine.waterfall.waterfall import Event, SweptRows, WaterfallResult, run_waterfall
 
 STATE_FORMAT = 1
 BAND_RATE_DEFAULT = 10_000_000  # 10% of the last mark

@@ -31,9 +31,9 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from engine.errors import Rejected
-from engine.fixed import INT64_MAX, INT64_MIN, FixedPointError, parse_decimal
-from engine.instruments import InstrumentTable
+from engine.book.errors import Rejected
+from engine.book.fixed import INT64_MAX, INT64_MIN, FixedPointError, parse_decimal
+from engine.book.instruments import InstrumentTable
 
 SCHEMA_VERSION = 1
 VALUE_BYTES_MAX = 64 * 1024

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from engine.errors import Rejected
+from engine.book.errors import Rejected
 from engine.io.snapshot import SUFFIX, latest_valid_snapshot, prune_snapshots, write_snapshot
-from engine.profile import Profile
 from engine.service.loop import Service, ServiceConfig, ServiceState
+from engine.waterfall.profile import Profile
 
 KEEP_DEFAULT = 5
 

@@ -1,0 +1,1 @@
+"""The book and its exact arithmetic: fixed point, instruments, accounts index, ledger, the Book."""

@@ -1,0 +1,1 @@
+"""The `clearing` command: one module per subcommand, each thin (parse, call the core, print)."""

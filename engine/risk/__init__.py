@@ -1,0 +1,1 @@
+"""Risk: the margin sweep, the incremental sweep, liquidation prices."""

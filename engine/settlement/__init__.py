@@ -1,0 +1,1 @@
+"""End-of-day settlement: variation margin, funding, fees, the waterfall, statements."""

@@ -1,0 +1,1 @@
+"""Stress: scenarios, the cascade simulator, reverse stress, synthetic books."""

@@ -1,0 +1,187 @@
+"""Waterfall profiles: the venue's liquidation rules, read from a TOML file.
+
+A profile selects who pays, in which order and at what rates (DESIGN.md "The default
+waterfall"). Rates are exact decimals turned into numerators over RATE_SCALE by
+engine.fixed; money amounts (the fund floor) stay Decimal until the instrument table fixes
+the money scale. Shipped profiles live in engine/data/profiles/; `binance-like` is the
+default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from engine.book.fixed import INT64_MAX, RATE_SCALE, FixedPointError, parse_decimal, to_rate
+
+PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
+DEFAULT_PROFILE = "binance-like"
+ADL_POLICIES = ("pnl_leverage", "hyperliquid", "pro_rata", "risk_water_filling")
+ADL_POLICIES_IMPLEMENTED = ADL_POLICIES
+SOCIALIZED_BASES = ("profit", "open_interest")
+SOCIALIZED_BASES_IMPLEMENTED = ("profit",)
+FUND_MODES = ("shared", "per_instrument")
+# Account ids at and above this are the house's own book accounts (insurance funds, the
+# unwind counterparty); trader ids stay below, so a trader can never be mistaken for a fund.
+RESERVED_ACCOUNT_BASE = 2**62
+FUND_ACCOUNT_ID_DEFAULT = RESERVED_ACCOUNT_BASE
+UNWIND_ACCOUNT_ID_DEFAULT = RESERVED_ACCOUNT_BASE + 2**61
+
+
+class ProfileError(ValueError):
+    """A malformed profile; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    warning_rate: int  # margin-call level over RATE_SCALE
+    liquidation_fee_rate: int  # over RATE_SCALE, of the notional at the mark
+    partial_liquidation: bool
+    partial_step_rate: int  # fraction of each position taken over per step, over RATE_SCALE
+    fund_account_id: int
+    unwind_account_id: int
+    fund_mode: str
+    fund_floor: Decimal  # currency units; ADL / socialized loss start below it
+    adl_enabled: bool
+    adl_policy: str
+    socialized_loss_enabled: bool
+    socialized_loss_basis: str
+    negative_balance_protection: bool  # False: debt mode, the deficit stays on the account
+    default_fund_layers: tuple[str, ...]  # documented CCP layers (see ccp.toml)
+
+    def fund_floor_units(self, money_decimals: int) -> int:
+        units = Fraction(self.fund_floor) * 10**money_decimals
+        if units.denominator != 1 or not 0 <= units <= INT64_MAX:
+            raise ProfileError(
+                f"insurance_fund.floor: {self.fund_floor} is not a whole number of money units"
+                f" at money_decimals {money_decimals}"
+            )
+        return units.numerator
+
+    @classmethod
+    def load(cls, path: str | Path) -> Profile:
+        path = Path(path)
+        try:
+            doc = tomllib.loads(path.read_text())
+        except OSError as exc:
+            raise ProfileError(f"{path}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ProfileError(f"{path}: not valid TOML: {exc}") from None
+        return cls.from_dict(doc, default_name=path.stem)
+
+    @classmethod
+    def shipped(cls, name: str = DEFAULT_PROFILE) -> Profile:
+        path = PROFILES_DIR / f"{name}.toml"
+        if not path.is_file():
+            known = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+            raise ProfileError(f"no shipped profile {name!r}; shipped: {known}")
+        return cls.load(path)
+
+    @classmethod
+    def from_dict(cls, doc: Any, default_name: str = "custom") -> Profile:
+        if not isinstance(doc, dict):
+            raise ProfileError("top level: expected a table")
+        margin = _table(doc, "margin")
+        liq = _table(doc, "liquidation")
+        fund = _table(doc, "insurance_fund")
+        adl = _table(doc, "adl")
+        social = _table(doc, "socialized_loss")
+        negative = _table(doc, "negative_balance")
+        ccp = _table(doc, "ccp")
+        name = doc.get("name", default_name)
+        if not isinstance(name, str) or not name:
+            raise ProfileError("name: expected a non-empty string")
+        warning_rate = _rate(margin, "warning_level", "margin", "0.8")
+        if not 0 < warning_rate <= RATE_SCALE:
+            raise ProfileError("margin.warning_level: must be above 0 and at most 1")
+        fee_rate = _rate(liq, "fee_rate", "liquidation", "0")
+        if not 0 <= fee_rate < RATE_SCALE:
+            raise ProfileError("liquidation.fee_rate: must be at least 0 and below 1")
+        step = _rate(liq, "step_fraction", "liquidation", "1")
+        if not 0 < step <= RATE_SCALE:
+            raise ProfileError("liquidation.step_fraction: must be above 0 and at most 1")
+        fund_mode = _choice(fund, "mode", "insurance_fund", FUND_MODES, "shared")
+        if fund_mode != "shared":
+            raise ProfileError("insurance_fund.mode: only 'shared' is implemented so far")
+        fund_id = _account_id(fund, "account_id", FUND_ACCOUNT_ID_DEFAULT)
+        unwind_id = _account_id(fund, "unwind_account_id", UNWIND_ACCOUNT_ID_DEFAULT)
+        if fund_id == unwind_id:
+            raise ProfileError("insurance_fund.unwind_account_id: must differ from account_id")
+        try:
+            floor = parse_decimal(fund.get("floor", "0"), "insurance_fund.floor")
+        except FixedPointError as exc:
+            raise ProfileError(str(exc)) from None
+        if not floor >= 0:
+            raise ProfileError("insurance_fund.floor: must not be negative")
+        policy = _choice(adl, "policy", "adl", ADL_POLICIES, "pnl_leverage")
+        adl_enabled = _bool(adl, "enabled", "adl", True)
+        if adl_enabled and policy not in ADL_POLICIES_IMPLEMENTED:
+            raise ProfileError(
+                f"adl.policy: {policy!r} is not implemented yet (have {ADL_POLICIES_IMPLEMENTED})"
+            )
+        basis = _choice(social, "basis", "socialized_loss", SOCIALIZED_BASES, "profit")
+        social_enabled = _bool(social, "enabled", "socialized_loss", True)
+        if social_enabled and basis not in SOCIALIZED_BASES_IMPLEMENTED:
+            raise ProfileError(f"socialized_loss.basis: {basis!r} is not implemented yet")
+        layers = ccp.get("layers", [])
+        if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
+            raise ProfileError("ccp.layers: expected a list of strings")
+        return cls(
+            name=name,
+            warning_rate=warning_rate,
+            liquidation_fee_rate=fee_rate,
+            partial_liquidation=_bool(liq, "partial", "liquidation", False),
+            partial_step_rate=step,
+            fund_account_id=fund_id,
+            unwind_account_id=unwind_id,
+            fund_mode=fund_mode,
+            fund_floor=floor,
+            adl_enabled=adl_enabled,
+            adl_policy=policy,
+            socialized_loss_enabled=social_enabled,
+            socialized_loss_basis=basis,
+            negative_balance_protection=_bool(negative, "protection", "negative_balance", True),
+            default_fund_layers=tuple(layers),
+        )
+
+
+def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
+    value = doc.get(key, {})
+    if not isinstance(value, dict):
+        raise ProfileError(f"{key}: expected a table")
+    return value
+
+
+def _rate(table: dict[str, Any], key: str, where: str, default: str) -> int:
+    try:
+        return to_rate(parse_decimal(table.get(key, default), f"{where}.{key}"), f"{where}.{key}")
+    except FixedPointError as exc:
+        raise ProfileError(str(exc)) from None
+
+
+def _bool(table: dict[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ProfileError(f"{where}.{key}: expected true or false")
+    return value
+
+
+def _choice(
+    table: dict[str, Any], key: str, where: str, allowed: tuple[str, ...], default: str
+) -> str:
+    value = table.get(key, default)
+    if value not in allowed:
+        raise ProfileError(f"{where}.{key}: expected one of {allowed}, got {value!r}")
+    return str(value)
+
+
+def _account_id(table: dict[str, Any], key: str, default: int) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
+        raise ProfileError(f"insurance_fund.{key}: expected an account id (0 to 2^63-1)")
+    return value
