@@ -23,6 +23,7 @@ from engine.book.errors import Rejected
 from engine.book.fixed import INT64_MAX, RATE_SCALE
 from engine.book.instruments import InstrumentTable
 from engine.book.ledger import CLEARING, EXTERNAL, FEES, HOUSE_ACCOUNTS, Ledger, Reason
+from engine.book.reasons import RejectReason
 
 STATUS_NAMES = ("ok", "margin_call", "liquidate", "bankrupt")
 STATUS_OK, STATUS_MARGIN_CALL, STATUS_LIQUIDATE, STATUS_BANKRUPT = range(4)
@@ -38,7 +39,9 @@ PARALLEL_ACCOUNTS_MIN = 100_000
 
 def _as_int(value: object, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise Rejected("invalid_value", f"{what} must be an integer number of units, got {value!r}")
+        raise Rejected(
+            RejectReason.INVALID_VALUE, f"{what} must be an integer number of units, got {value!r}"
+        )
     return int(value)
 
 
@@ -162,14 +165,16 @@ class Book:
         try:
             return self.index.row(account_id)
         except UnknownAccountError:
-            raise Rejected("unknown_account", f"unknown account {account_id}") from None
+            raise Rejected(RejectReason.UNKNOWN_ACCOUNT, f"unknown account {account_id}") from None
 
     def open_account(self, account_id: int) -> int:
         account_id = _as_int(account_id, "account_id")
         if account_id < 0:
-            raise Rejected("invalid_account", f"account ids must be >= 0, got {account_id}")
+            raise Rejected(
+                RejectReason.INVALID_ACCOUNT, f"account ids must be >= 0, got {account_id}"
+            )
         if self.index.find(account_id) is not None:
-            raise Rejected("duplicate_account", f"account {account_id} already exists")
+            raise Rejected(RejectReason.DUPLICATE_ACCOUNT, f"account {account_id} already exists")
         self._grow_accounts(1)
         row = self.index.add(account_id)
         self._account_id[row] = account_id
@@ -182,10 +187,14 @@ class Book:
         account_id = _as_int(account_id, "account_id")
         amount = _as_int(amount, "amount")
         if not amount > 0:
-            raise Rejected("invalid_amount", f"deposit amount must be positive, got {amount}")
+            raise Rejected(
+                RejectReason.INVALID_AMOUNT, f"deposit amount must be positive, got {amount}"
+            )
         row = self.index.find(account_id)
         if row is not None and int(self._balance[row]) + amount > INT64_MAX:
-            raise Rejected("overflow", f"account {account_id}: balance would exceed int64")
+            raise Rejected(
+                RejectReason.OVERFLOW, f"account {account_id}: balance would exceed int64"
+            )
         if row is None:
             self.open_account(account_id)
         self._post(EXTERNAL, account_id, amount, Reason.DEPOSIT, self._event_id(event_id))
@@ -195,12 +204,14 @@ class Book:
         account_id = _as_int(account_id, "account_id")
         amount = _as_int(amount, "amount")
         if not amount > 0:
-            raise Rejected("invalid_amount", f"withdraw amount must be positive, got {amount}")
+            raise Rejected(
+                RejectReason.INVALID_AMOUNT, f"withdraw amount must be positive, got {amount}"
+            )
         row = self.row_of(account_id)
         equity, initial_margin = self._account_equity_and_initial_margin(row)
         if equity - amount < initial_margin or amount > int(self._balance[row]):
             raise Rejected(
-                "insufficient_margin",
+                RejectReason.INSUFFICIENT_MARGIN,
                 f"account {account_id}: withdrawing {amount} leaves equity {equity - amount}"
                 f" below initial margin {initial_margin} (or exceeds the balance)",
             )
@@ -214,7 +225,7 @@ class Book:
         unmarked = [int(i) for i in self.pos_instrument[lo:hi][live] if not self.mark_set[i]]
         if unmarked:
             symbol = self.instruments.instruments[unmarked[0]].symbol
-            raise Rejected("no_mark", f"no mark price yet for {symbol}")
+            raise Rejected(RejectReason.NO_MARK, f"no mark price yet for {symbol}")
         risk = self._sweep_rows(lo, hi, self._balance[row : row + 1], with_initial_margin=True)
         assert risk.initial_margin is not None
         return int(risk.equity[0]), int(risk.initial_margin[0])
@@ -253,7 +264,7 @@ class Book:
         try:
             return self.instruments.symbol_index(symbol)
         except KeyError:
-            raise Rejected("unknown_symbol", f"unknown symbol {symbol!r}") from None
+            raise Rejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol!r}") from None
 
     def _leverage_for(self, row: int, inst: int) -> int:
         return self._leverage_setting.get((row, inst), self.default_leverage)
@@ -291,7 +302,9 @@ class Book:
         sides are checked before any is applied. Returns each side's realized PnL."""
         accounts = [side[0] for side in sides]
         if len(set(accounts)) != len(accounts):
-            raise Rejected("invalid_trade", f"an account appears twice in one trade: {accounts}")
+            raise Rejected(
+                RejectReason.INVALID_TRADE, f"an account appears twice in one trade: {accounts}"
+            )
         fills = [self._plan_fill(a, symbol, q, price, f) for a, q, f in sides]
         event = self._event_id(event_id)
         for fill in fills:
@@ -309,11 +322,11 @@ class Book:
         row = self.row_of(account_id)
         inst = self._instrument(symbol)
         if qty == 0:
-            raise Rejected("invalid_qty", "fill qty must not be zero")
+            raise Rejected(RejectReason.INVALID_QTY, "fill qty must not be zero")
         if not price > 0:
-            raise Rejected("invalid_price", f"fill price must be positive, got {price}")
+            raise Rejected(RejectReason.INVALID_PRICE, f"fill price must be positive, got {price}")
         if fee < 0:
-            raise Rejected("invalid_amount", f"fee must not be negative, got {fee}")
+            raise Rejected(RejectReason.INVALID_AMOUNT, f"fee must not be negative, got {fee}")
         tick_value = int(self.instruments.tick_value[inst])
         old_qty, old_cost = self._position(row, inst)
         new_qty = old_qty + qty
@@ -330,10 +343,12 @@ class Book:
                 new_cost = new_qty * price * tick_value  # the flipped remainder opens here
             assert new_qty != 0 or new_cost == 0, "a closed position must carry no cost"
         if abs(new_qty) * tick_value > POSITION_TICK_VALUE_MAX or abs(new_cost) > 2**62:
-            raise Rejected("overflow", f"account {account_id} {symbol}: position too large")
+            raise Rejected(
+                RejectReason.OVERFLOW, f"account {account_id} {symbol}: position too large"
+            )
         new_balance = int(self._balance[row]) + realized - fee
         if not -BALANCE_MAX <= new_balance <= BALANCE_MAX:
-            raise Rejected("overflow", f"account {account_id}: balance out of range")
+            raise Rejected(RejectReason.OVERFLOW, f"account {account_id}: balance out of range")
         return _PlannedFill(account_id, row, inst, new_qty, new_cost, realized, fee)
 
     def _commit_fill(self, fill: _PlannedFill, event: int) -> None:
@@ -369,13 +384,13 @@ class Book:
         row = self.row_of(account_id)
         inst = self._instrument(symbol)
         if not 1 <= leverage <= LEVERAGE_MAX:
-            raise Rejected("invalid_leverage", f"leverage must be 1..{LEVERAGE_MAX}")
+            raise Rejected(RejectReason.INVALID_LEVERAGE, f"leverage must be 1..{LEVERAGE_MAX}")
         qty, _ = self._position(row, inst)
         notional = abs(qty) * int(self.mark_lot_value[inst])
         tier = self.instruments.tier_for(inst, notional)
         if leverage > tier.max_leverage:
             raise Rejected(
-                "leverage_above_max",
+                RejectReason.LEVERAGE_ABOVE_MAX,
                 f"account {account_id} {symbol}: leverage {leverage} above the tier's"
                 f" max {tier.max_leverage} at notional {notional}",
             )
@@ -386,7 +401,7 @@ class Book:
             if equity < initial_margin:
                 self._set_slot_leverage(row, inst, previous)
                 raise Rejected(
-                    "insufficient_margin",
+                    RejectReason.INSUFFICIENT_MARGIN,
                     f"account {account_id}: equity {equity} below the initial margin"
                     f" {initial_margin} at leverage {leverage}",
                 )
@@ -412,11 +427,13 @@ class Book:
         """
         amount = _as_int(amount, "amount")
         if not amount > 0:
-            raise Rejected("invalid_amount", f"transfer amount must be positive, got {amount}")
+            raise Rejected(
+                RejectReason.INVALID_AMOUNT, f"transfer amount must be positive, got {amount}"
+            )
         for account in (debit, credit):
             if account < 0:
                 if account not in self.house_balance:
-                    raise Rejected("unknown_account", f"unknown house account {account}")
+                    raise Rejected(RejectReason.UNKNOWN_ACCOUNT, f"unknown house account {account}")
             else:
                 self.row_of(account)
         self._post(debit, credit, amount, reason, event_id)
@@ -441,7 +458,7 @@ class Book:
         magnitude = np.abs(amount)
         for house in np.unique(np.concatenate([payer[payer < 0], payee[payee < 0]])).tolist():
             if house not in self.house_balance:
-                raise Rejected("unknown_account", f"unknown house account {house}")
+                raise Rejected(RejectReason.UNKNOWN_ACCOUNT, f"unknown house account {house}")
         self.ledger.post_many(
             payer, payee, magnitude, reason, np.asarray(event_ids, dtype=np.int64)
         )
@@ -458,7 +475,7 @@ class Book:
         """Write a position computed elsewhere (a batch of fills replayed exactly, as the
         waterfall's takeover does); the caller posts the money that goes with it."""
         if abs(qty) * int(self.instruments.tick_value[instrument]) > POSITION_TICK_VALUE_MAX:
-            raise Rejected("overflow", f"account row {row}: position too large")
+            raise Rejected(RejectReason.OVERFLOW, f"account row {row}: position too large")
         assert qty != 0 or cost == 0, "a flat position carries no cost"
         self._store_position(row, instrument, qty, cost)
 
@@ -490,10 +507,10 @@ class Book:
         price = _as_int(price, "mark price")
         inst = self._instrument(symbol)
         if not price >= 0:
-            raise Rejected("invalid_price", f"{symbol}: mark price must not be negative")
+            raise Rejected(RejectReason.INVALID_PRICE, f"{symbol}: mark price must not be negative")
         lot_value = price * int(self.instruments.tick_value[inst])
         if lot_value > INT64_MAX:
-            raise Rejected("overflow", f"{symbol}: mark price {price} too large")
+            raise Rejected(RejectReason.OVERFLOW, f"{symbol}: mark price {price} too large")
         self.mark[inst] = price
         self.mark_lot_value[inst] = lot_value
         self.mark_set[inst] = True
@@ -688,12 +705,16 @@ class Book:
         account_ids = np.asarray(account_ids, dtype=np.int64)
         balances = np.asarray(balances, dtype=np.int64)
         n = len(account_ids)
-        _first_bad(account_ids < 0, "invalid_account", "accounts", "account_id must be >= 0")
+        _first_bad(
+            account_ids < 0, RejectReason.INVALID_ACCOUNT, "accounts", "account_id must be >= 0"
+        )
         sorted_ids = np.sort(account_ids)
         dup = np.nonzero(sorted_ids[1:] == sorted_ids[:-1])[0]
         if len(dup):
             row = int(np.nonzero(account_ids == sorted_ids[dup[0]])[0][1])
-            raise Rejected("duplicate_account", f"accounts row {row}: account id repeated")
+            raise Rejected(
+                RejectReason.DUPLICATE_ACCOUNT, f"accounts row {row}: account id repeated"
+            )
         pos_account_ids = np.asarray(pos_account_ids, dtype=np.int64)
         pos_instrument = np.asarray(pos_instrument, dtype=np.int32)
         pos_qty = np.asarray(pos_qty, dtype=np.int64)
@@ -706,29 +727,31 @@ class Book:
         book._account_id[:n] = account_ids
         book._n_accounts = n
         owner = book.index.rows(pos_account_ids)
-        _first_bad(owner < 0, "unknown_account", "positions", "account_id not in accounts")
+        _first_bad(
+            owner < 0, RejectReason.UNKNOWN_ACCOUNT, "positions", "account_id not in accounts"
+        )
         _first_bad(
             (pos_instrument < 0) | (pos_instrument >= len(instruments)),
-            "unknown_symbol",
+            RejectReason.UNKNOWN_SYMBOL,
             "positions",
             "unknown instrument",
         )
-        _first_bad(pos_qty == 0, "invalid_qty", "positions", "qty must not be zero")
+        _first_bad(pos_qty == 0, RejectReason.INVALID_QTY, "positions", "qty must not be zero")
         tick_value = instruments.tick_value[pos_instrument]
         with np.errstate(over="ignore"):
             too_big = (np.abs(pos_qty) > POSITION_TICK_VALUE_MAX // np.maximum(tick_value, 1)) | (
                 np.abs(pos_cost) > 2**62
             )
-        _first_bad(too_big, "overflow", "positions", "position too large")
+        _first_bad(too_big, RejectReason.OVERFLOW, "positions", "position too large")
         _first_bad(
             (pos_cost != 0) & ((pos_cost > 0) != (pos_qty > 0)),
-            "invalid_cost",
+            RejectReason.INVALID_COST,
             "positions",
             "entry value must have the sign of qty",
         )
         _first_bad(
             (pos_leverage < 1) | (pos_leverage > LEVERAGE_MAX),
-            "invalid_leverage",
+            RejectReason.INVALID_LEVERAGE,
             "positions",
             f"leverage must be 1..{LEVERAGE_MAX}",
         )
@@ -738,7 +761,8 @@ class Book:
         if len(dup_pos):
             row = int(max(order[dup_pos[0]], order[dup_pos[0] + 1]))
             raise Rejected(
-                "duplicate_position", f"positions row {row}: account already holds this symbol"
+                RejectReason.DUPLICATE_POSITION,
+                f"positions row {row}: account already holds this symbol",
             )
         book.pos_instrument = pos_instrument[order]
         book.pos_qty = pos_qty[order]
@@ -759,7 +783,7 @@ class Book:
         return book
 
 
-def _first_bad(mask: np.ndarray, reason: str, table: str, message: str) -> None:
+def _first_bad(mask: np.ndarray, reason: RejectReason, table: str, message: str) -> None:
     bad = np.nonzero(mask)[0]
     if len(bad):
         raise Rejected(reason, f"{table} row {int(bad[0])}: {message}")

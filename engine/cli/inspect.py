@@ -16,6 +16,7 @@ from engine.book.book import STATUS_NAMES
 from engine.book.errors import Rejected
 from engine.book.fixed import format_units
 from engine.book.ledger import HOUSE_ACCOUNTS
+from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot
 from engine.waterfall.profile import RESERVED_ACCOUNT_BASE
 
@@ -28,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         book, extra = read_snapshot(args.snapshot)
     except SnapshotError as exc:
-        raise Rejected("invalid_snapshot", str(exc)) from None
+        raise Rejected(RejectReason.INVALID_SNAPSHOT, str(exc)) from None
     money = book.instruments.money_decimals
     service = extra.get("service", {})
     book.compact()

@@ -42,6 +42,7 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
@@ -108,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         profile = Profile.load(args.profile)
     except ProfileError as exc:
-        raise Rejected("invalid_profile", str(exc)) from None
+        raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
     rate = profile.warning_rate
     if args.warning_level is not None:
         rate = warning_rate(args.warning_level)
@@ -124,14 +125,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         floor = profile.fund_floor_units(money)
     except ProfileError as exc:
-        raise Rejected("invalid_profile", str(exc)) from None
+        raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
     inputs = read_book_inputs(instruments, args.accounts, args.positions, args.marks)
     accounts, positions, marks = inputs.accounts, inputs.positions, inputs.marks
     reserved = np.flatnonzero(reserved_mask(accounts.account_id, profile))
     if len(reserved):
         row = int(reserved[0])
         raise Rejected(
-            "reserved_account",
+            RejectReason.RESERVED_ACCOUNT,
             f"{accounts.path}: row {row + 1}: account id {accounts.account_id[row]} is the"
             " house's (ids from 2^62 up, and the profile's fund and unwind accounts)",
         )

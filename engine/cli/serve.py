@@ -27,6 +27,7 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate, to_units
 from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError
 from engine.service import kafka_adapter
 from engine.service.files_adapter import (
@@ -140,7 +141,7 @@ def _fresh_book(args: argparse.Namespace, profile: Profile, synthetic: bool) -> 
         book = Book(InstrumentTable.load(args.instruments), warning_rate=profile.warning_rate)
     fund = to_units(parse_decimal(args.fund, "--fund"), book.instruments.money_step, "--fund")
     if fund < 0:
-        raise Rejected("invalid_amount", "--fund must not be negative")
+        raise Rejected(RejectReason.INVALID_AMOUNT, "--fund must not be negative")
     open_fund(book, profile, fund)
     return book
 
@@ -288,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return serve(args)[2]
     except (ProfileError, SnapshotError) as exc:
-        raise Rejected("invalid_input", str(exc)) from None
+        raise Rejected(RejectReason.INVALID_INPUT, str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:

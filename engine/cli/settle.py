@@ -42,6 +42,7 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_rate, to_units
 from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
 from engine.cli.inputs import book_from_inputs
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.io.tables import (
@@ -101,11 +102,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 # ----- inputs ------------------------------------------------------------------------------
 def settlement_date(text: str) -> str:
     if not _DATE.fullmatch(text):
-        raise Rejected("invalid_date", f"--date: expected YYYY-MM-DD, got {text!r}")
+        raise Rejected(RejectReason.INVALID_DATE, f"--date: expected YYYY-MM-DD, got {text!r}")
     try:
         datetime.date.fromisoformat(text)
     except ValueError:
-        raise Rejected("invalid_date", f"--date: {text} is not a calendar date") from None
+        raise Rejected(
+            RejectReason.INVALID_DATE, f"--date: {text} is not a calendar date"
+        ) from None
     return text
 
 
@@ -117,8 +120,8 @@ def load_profile(text: str) -> Profile:
         if (PROFILES_DIR / f"{text}.toml").is_file():
             return Profile.shipped(text)
     except ProfileError as exc:
-        raise Rejected("invalid_profile", str(exc)) from None
-    raise Rejected("invalid_profile", f"--profile: no file or shipped profile {text!r}")
+        raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
+    raise Rejected(RejectReason.INVALID_PROFILE, f"--profile: no file or shipped profile {text!r}")
 
 
 def _texts(table: pa.Table, name: str) -> list[str | None]:
@@ -131,7 +134,7 @@ def _texts(table: pa.Table, name: str) -> list[str | None]:
     return [None if v is None or not v.strip() else v.strip() for v in column.to_pylist()]
 
 
-def _row_error(path: Path, row: int, column: str, problem: str, reason: str) -> Rejected:
+def _row_error(path: Path, row: int, column: str, problem: str, reason: RejectReason) -> Rejected:
     return Rejected(reason, f"{path}: row {row + 1}, column {column!r}: {problem}")
 
 
@@ -140,13 +143,19 @@ def _symbols(path: Path, table: pa.Table, instruments: InstrumentTable) -> list[
     out = []
     for row, symbol in enumerate(_texts(table, "symbol")):
         if symbol is None:
-            raise _row_error(path, row, "symbol", "missing value", "missing_value")
+            raise _row_error(path, row, "symbol", "missing value", RejectReason.MISSING_VALUE)
         if symbol not in instruments.index:
-            raise _row_error(path, row, "symbol", f"unknown symbol {symbol!r}", "unknown_symbol")
+            raise _row_error(
+                path, row, "symbol", f"unknown symbol {symbol!r}", RejectReason.UNKNOWN_SYMBOL
+            )
         inst = instruments.index[symbol]
         if inst in found:
             raise _row_error(
-                path, row, "symbol", f"{symbol} repeats row {found[inst] + 1}", "duplicate_symbol"
+                path,
+                row,
+                "symbol",
+                f"{symbol} repeats row {found[inst] + 1}",
+                RejectReason.DUPLICATE_SYMBOL,
             )
         found[inst] = row
         out.append(inst)
@@ -157,12 +166,14 @@ def _decimal(
     path: Path, row: int, column: str, text: str | None, step: Any, *, rate: bool = False
 ) -> int:
     if text is None:
-        raise _row_error(path, row, column, "missing value", "missing_value")
+        raise _row_error(path, row, column, "missing value", RejectReason.MISSING_VALUE)
     try:
         value = parse_decimal(text, column)
         return to_rate(value, column) if rate else to_units(value, step, column)
     except FixedPointError as exc:
-        raise _row_error(path, row, column, str(exc).split(": ", 1)[-1], "invalid_value") from None
+        raise _row_error(
+            path, row, column, str(exc).split(": ", 1)[-1], RejectReason.INVALID_VALUE
+        ) from None
 
 
 def read_prices(path: Path, instruments: InstrumentTable) -> dict[int, int]:
@@ -174,7 +185,9 @@ def read_prices(path: Path, instruments: InstrumentTable) -> dict[int, int]:
         tick = instruments.instruments[inst].tick_size
         price = _decimal(path, row, "settlement_price", text, tick)
         if not price > 0:
-            raise _row_error(path, row, "settlement_price", "must be positive", "invalid_price")
+            raise _row_error(
+                path, row, "settlement_price", "must be positive", RejectReason.INVALID_PRICE
+            )
         prices[inst] = price
     return prices
 
@@ -184,7 +197,8 @@ def read_funding(path: Path, instruments: InstrumentTable) -> list[FundingInput]
     table = read_table(path, ("symbol",), optional)
     if "funding_rate" not in table.column_names and "index_price" not in table.column_names:
         raise Rejected(
-            "missing_column", f"{path}: needs a funding_rate or an index_price column (or both)"
+            RejectReason.MISSING_COLUMN,
+            f"{path}: needs a funding_rate or an index_price column (or both)",
         )
     insts = _symbols(path, table, instruments)
     n = table.num_rows
@@ -197,7 +211,11 @@ def read_funding(path: Path, instruments: InstrumentTable) -> list[FundingInput]
         rate_text, index_text = columns["funding_rate"][row], columns["index_price"][row]
         if rate_text is None and index_text is None:
             raise _row_error(
-                path, row, "funding_rate", "needs a funding_rate or an index_price", "missing_value"
+                path,
+                row,
+                "funding_rate",
+                "needs a funding_rate or an index_price",
+                RejectReason.MISSING_VALUE,
             )
         interest_text, cap_text = columns["interest_rate"][row], columns["rate_cap"][row]
         out.append(
@@ -233,15 +251,16 @@ def load_book(args: argparse.Namespace, profile: Profile) -> tuple[Book, dict[st
     if args.snapshot is not None:
         if any(p is not None for p in trio):
             raise Rejected(
-                "invalid_arguments", "give --snapshot or --instruments/--accounts/--positions"
+                RejectReason.INVALID_ARGUMENTS,
+                "give --snapshot or --instruments/--accounts/--positions",
             )
         try:
             return read_snapshot(args.snapshot)
         except SnapshotError as exc:
-            raise Rejected("invalid_snapshot", str(exc)) from None
+            raise Rejected(RejectReason.INVALID_SNAPSHOT, str(exc)) from None
     if any(p is None for p in trio):
         raise Rejected(
-            "invalid_arguments",
+            RejectReason.INVALID_ARGUMENTS,
             "needs --snapshot FILE, or all of --instruments, --accounts and --positions",
         )
     instruments = InstrumentTable.load(args.instruments)
@@ -259,19 +278,21 @@ def check_out(out: Path, *, force: bool) -> None:
     if not out.exists():
         return
     if not out.is_dir():
-        raise Rejected("invalid_out", f"{out} exists and is not a directory")
+        raise Rejected(RejectReason.INVALID_OUT, f"{out} exists and is not a directory")
     if not any(out.iterdir()):
         return
     summary = out / SUMMARY
     if not summary.is_file():
-        raise Rejected("invalid_out", f"{out} is not empty and holds no settlement: not replacing")
+        raise Rejected(
+            RejectReason.INVALID_OUT, f"{out} is not empty and holds no settlement: not replacing"
+        )
     if not force:
         try:
             date = json.loads(summary.read_text()).get("date", "?")
         except (OSError, ValueError):
             date = "?"
         raise Rejected(
-            "already_settled",
+            RejectReason.ALREADY_SETTLED,
             f"{out} already holds the settlement of {date} (use --force to replace it)",
         )
 
@@ -346,7 +367,9 @@ def run(args: argparse.Namespace) -> int:
     book, extra = load_book(args, profile)
     settled = extra.get("settled_dates", [])
     if not isinstance(settled, list):
-        raise Rejected("invalid_snapshot", "snapshot metadata: settled_dates is not a list")
+        raise Rejected(
+            RejectReason.INVALID_SNAPSHOT, "snapshot metadata: settled_dates is not a list"
+        )
     check_date(date, [str(d) for d in settled], force=args.force)
     instruments = book.instruments
     prices = read_prices(args.prices, instruments)

@@ -33,6 +33,7 @@ from rich.table import Table
 from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal
+from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.reports import stress_charts
 from engine.stress.reverse import ReverseStressResult, StressPoint, reverse_stress
@@ -85,7 +86,7 @@ def _load(source: str) -> Scenario:
     try:
         return load_scenario(source)
     except ScenarioError as exc:
-        raise Rejected("invalid_scenario", str(exc)) from None
+        raise Rejected(RejectReason.INVALID_SCENARIO, str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -104,13 +105,14 @@ def _reverse_options(direction: str | None, tolerance: str) -> ReverseOptions:
                 symbol, sep, weight = item.partition("=")
                 if not sep or not symbol.strip():
                     raise Rejected(
-                        "invalid_direction", f"--direction: expected SYMBOL=WEIGHT, got {item!r}"
+                        RejectReason.INVALID_DIRECTION,
+                        f"--direction: expected SYMBOL=WEIGHT, got {item!r}",
                     )
                 parsed[symbol.strip()] = Fraction(parse_decimal(weight, f"--direction {symbol}"))
     except FixedPointError as exc:
-        raise Rejected("invalid_direction", str(exc)) from None
+        raise Rejected(RejectReason.INVALID_DIRECTION, str(exc)) from None
     if not tol > 0:
-        raise Rejected("invalid_tolerance", "--tolerance: must be positive")
+        raise Rejected(RejectReason.INVALID_TOLERANCE, "--tolerance: must be positive")
     return ReverseOptions(parsed, tol)
 
 
@@ -127,11 +129,11 @@ def prepare(
             try:
                 return read_snapshot(path)[0]
             except SnapshotError as exc:
-                raise Rejected("invalid_snapshot", str(exc)) from None
+                raise Rejected(RejectReason.INVALID_SNAPSHOT, str(exc)) from None
 
         return scenario, from_snapshot
     if accounts is not None and not accounts >= 2:
-        raise Rejected("invalid_accounts", "--accounts: at least 2")
+        raise Rejected(RejectReason.INVALID_ACCOUNTS, "--accounts: at least 2")
     sized = scenario.scaled(accounts if accounts is not None else spec.accounts)
     table = sized.instruments
     assert table is not None, "a synthetic book's scenario has instruments"
@@ -148,7 +150,7 @@ def prepare(
     book_seed = spec.seed if seed is None else seed
     long_share = float(spec.long_share)
     if not weights.sum() > 0:
-        raise Rejected("invalid_scenario", "markets: every weight is zero")
+        raise Rejected(RejectReason.INVALID_SCENARIO, "markets: every weight is zero")
 
     def factory() -> Book:
         return crash_book(table, marks, n, seed=book_seed, weights=weights, long_share=long_share)

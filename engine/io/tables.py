@@ -38,6 +38,7 @@ from engine.book.book import DEFAULT_LEVERAGE, LEVERAGE_MAX
 from engine.book.errors import Rejected
 from engine.book.fixed import INT64_MAX, INT64_MIN, decimals_of
 from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
 from engine.waterfall.profile import RESERVED_ACCOUNT_BASE
 
 ACCOUNT_COLUMNS = ("account_id", "balance")
@@ -110,7 +111,7 @@ class _Column:
     path: Path
     name: str
 
-    def reject(self, reason: str, index: int, problem: str) -> Rejected:
+    def reject(self, reason: RejectReason, index: int, problem: str) -> Rejected:
         return Rejected(reason, f"{self.path}: row {index + 1}, column {self.name!r}: {problem}")
 
 
@@ -145,10 +146,11 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise Rejected(
-            "invalid_file", f"{path}: unknown file type (expected {', '.join(sorted(SUFFIXES))})"
+            RejectReason.INVALID_FILE,
+            f"{path}: unknown file type (expected {', '.join(sorted(SUFFIXES))})",
         )
     if not path.is_file():
-        raise Rejected("missing_file", f"{path}: no such file")
+        raise Rejected(RejectReason.MISSING_FILE, f"{path}: no such file")
     wanted = [*required, *optional]
     try:
         if kind == "csv":
@@ -162,11 +164,12 @@ def read_table(path: str | Path, required: Sequence[str], optional: Sequence[str
             names = pq.read_schema(path).names
             table = pq.read_table(path, columns=[n for n in wanted if n in names])
     except (pa.ArrowInvalid, OSError) as exc:
-        raise Rejected("invalid_file", f"{path}: cannot read as {kind}: {exc}") from None
+        raise Rejected(RejectReason.INVALID_FILE, f"{path}: cannot read as {kind}: {exc}") from None
     missing = [name for name in required if name not in table.column_names]
     if missing:
         raise Rejected(
-            "missing_column", f"{path}: missing column {missing[0]!r} (needs {', '.join(required)})"
+            RejectReason.MISSING_COLUMN,
+            f"{path}: missing column {missing[0]!r} (needs {', '.join(required)})",
         )
     return table.select([n for n in wanted if n in table.column_names])
 
@@ -222,7 +225,9 @@ def _as_text(array: pa.Array, column: _Column, expected: str) -> pa.Array:
         return pc.utf8_trim_whitespace(array)
     if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_decimal(kind):
         return array.cast(pa.string())
-    raise Rejected("invalid_type", f"{column.path}: column {column.name!r}: expected {expected}")
+    raise Rejected(
+        RejectReason.INVALID_TYPE, f"{column.path}: column {column.name!r}: expected {expected}"
+    )
 
 
 def int_column(table: pa.Table, column: _Column, *, missing: int | None = None) -> np.ndarray:
@@ -233,7 +238,8 @@ def int_column(table: pa.Table, column: _Column, *, missing: int | None = None) 
         array = pc.utf8_trim_whitespace(array)
     elif not pa.types.is_integer(kind):
         raise Rejected(
-            "invalid_type", f"{column.path}: column {column.name!r}: expected integers, got {kind}"
+            RejectReason.INVALID_TYPE,
+            f"{column.path}: column {column.name!r}: expected integers, got {kind}",
         )
     if missing is not None and array.null_count:
         fill = missing if pa.types.is_integer(kind) else str(missing)
@@ -248,9 +254,9 @@ def int_column(table: pa.Table, column: _Column, *, missing: int | None = None) 
         problem = (
             "is out of the int64 range" if _INTEGER_TEXT.fullmatch(text) else "is not an integer"
         )
-        raise column.reject("invalid_value", failed, f"{text!r} {problem}") from None
+        raise column.reject(RejectReason.INVALID_VALUE, failed, f"{text!r} {problem}") from None
     if end < len(array):
-        raise column.reject("missing_value", end, "missing value")
+        raise column.reject(RejectReason.MISSING_VALUE, end, "missing value")
     return np.asarray(values, dtype=np.int64)
 
 
@@ -262,7 +268,11 @@ def decimal_column(table: pa.Table, column: _Column, grid: Grid) -> np.ndarray:
     """
     array = _as_text(_combined(table, column.name), column, "decimal numbers")
     end = _first_null(array)
-    refusal = column.reject("missing_value", end, "missing value") if end < len(array) else None
+    refusal = (
+        column.reject(RejectReason.MISSING_VALUE, end, "missing value")
+        if end < len(array)
+        else None
+    )
     head = array.slice(0, end)
     number = pc.and_(
         pc.match_substring_regex(head, _DECIMAL_SYNTAX),
@@ -311,23 +321,29 @@ def decimal_column(table: pa.Table, column: _Column, grid: Grid) -> np.ndarray:
 def _explain(column: _Column, grid: Grid, row: int, text: str) -> Rejected:
     """Why one value is refused (error path only)."""
     if text.lower() in _NOT_FINITE:
-        return column.reject("invalid_value", row, f"{text!r} is not finite")
+        return column.reject(RejectReason.INVALID_VALUE, row, f"{text!r} is not finite")
     if not _NUMBER_TEXT.fullmatch(text):
-        return column.reject("invalid_value", row, f"{text!r} is not a decimal number")
+        return column.reject(RejectReason.INVALID_VALUE, row, f"{text!r} is not a decimal number")
     if len(text) > DECIMAL_TEXT_MAX:
         return column.reject(
-            "invalid_value", row, f"{text!r} is longer than {DECIMAL_TEXT_MAX} characters"
+            RejectReason.INVALID_VALUE,
+            row,
+            f"{text!r} is longer than {DECIMAL_TEXT_MAX} characters",
         )
     if not _DECIMAL_TEXT.fullmatch(text):
-        return column.reject("out_of_range", row, f"{text!r} has an exponent out of range")
+        return column.reject(
+            RejectReason.OUT_OF_RANGE, row, f"{text!r} has an exponent out of range"
+        )
     value = Decimal(text)
     g = grid.group_of(row)
     units = Fraction(value) / Fraction(grid.steps[g])
     if units.denominator != 1:
         return column.reject(
-            "off_grid", row, f"{text} is not a multiple of the {grid.labels[g]} {grid.steps[g]}"
+            RejectReason.OFF_GRID,
+            row,
+            f"{text} is not a multiple of the {grid.labels[g]} {grid.steps[g]}",
         )
-    return column.reject("out_of_range", row, f"{text} is out of range")
+    return column.reject(RejectReason.OUT_OF_RANGE, row, f"{text} is out of range")
 
 
 def symbol_column(table: pa.Table, column: _Column, instruments: InstrumentTable) -> np.ndarray:
@@ -335,17 +351,20 @@ def symbol_column(table: pa.Table, column: _Column, instruments: InstrumentTable
     array = _combined(table, column.name)
     if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
         raise Rejected(
-            "invalid_type", f"{column.path}: column {column.name!r}: expected symbols (text)"
+            RejectReason.INVALID_TYPE,
+            f"{column.path}: column {column.name!r}: expected symbols (text)",
         )
     array = pc.utf8_trim_whitespace(array)
     row = _first_null(array)
     if row < len(array):
-        raise column.reject("missing_value", row, "missing value")
+        raise column.reject(RejectReason.MISSING_VALUE, row, "missing value")
     symbols = pa.array([inst.symbol for inst in instruments.instruments], type=array.type)
     index = pc.index_in(array, value_set=symbols)
     row = _first_null(index)
     if row < len(index):
-        raise column.reject("unknown_symbol", row, f"unknown symbol {array[row].as_py()!r}")
+        raise column.reject(
+            RejectReason.UNKNOWN_SYMBOL, row, f"unknown symbol {array[row].as_py()!r}"
+        )
     return np.asarray(index.to_numpy(zero_copy_only=False), dtype=np.int32)
 
 
@@ -377,12 +396,12 @@ def read_accounts(path: str | Path, instruments: InstrumentTable) -> Accounts:
     row = _first(ids < 0)
     if row is not None:
         raise _Column(path, "account_id").reject(
-            "invalid_account", row, f"account ids must be >= 0, got {ids[row]}"
+            RejectReason.INVALID_ACCOUNT, row, f"account ids must be >= 0, got {ids[row]}"
         )
     row = _first(ids >= RESERVED_ACCOUNT_BASE)
     if row is not None:
         raise _Column(path, "account_id").reject(
-            "invalid_account",
+            RejectReason.INVALID_ACCOUNT,
             row,
             f"account ids from {RESERVED_ACCOUNT_BASE} up are reserved for the house,"
             f" got {ids[row]}",
@@ -391,7 +410,7 @@ def read_accounts(path: str | Path, instruments: InstrumentTable) -> Accounts:
     if repeat is not None:
         earlier, later = repeat
         raise _Column(path, "account_id").reject(
-            "duplicate_account", later, f"account {ids[later]} repeats row {earlier + 1}"
+            RejectReason.DUPLICATE_ACCOUNT, later, f"account {ids[later]} repeats row {earlier + 1}"
         )
     money = Grid([instruments.money_step], ["money unit"])
     balance = decimal_column(table, _Column(path, "balance"), money)
@@ -411,21 +430,21 @@ def read_positions(
     qty = decimal_column(table, qty_col, lots)
     row = _first(qty == 0)
     if row is not None:
-        raise qty_col.reject("invalid_qty", row, "qty must not be zero")
+        raise qty_col.reject(RejectReason.INVALID_QTY, row, "qty must not be zero")
     tick_value = instruments.tick_value[inst]
     # Both bounds are the book's: the value of one tick stays below 2**62, and so does cost.
     row = _first(np.abs(qty) > POSITION_VALUE_MAX // tick_value)
     if row is not None:
-        raise qty_col.reject("out_of_range", row, "position too large")
+        raise qty_col.reject(RejectReason.OUT_OF_RANGE, row, "position too large")
     entry_col = _Column(path, "entry_price")
     entry = decimal_column(table, entry_col, _price_grid(instruments, inst))
     row = _first(~(entry > 0))
     if row is not None:
-        raise entry_col.reject("invalid_price", row, "entry price must be positive")
+        raise entry_col.reject(RejectReason.INVALID_PRICE, row, "entry price must be positive")
     tick_value_abs = np.abs(qty) * tick_value
     row = _first(entry > POSITION_VALUE_MAX // tick_value_abs)
     if row is not None:
-        raise entry_col.reject("out_of_range", row, "qty x entry price is too large")
+        raise entry_col.reject(RejectReason.OUT_OF_RANGE, row, "qty x entry price is too large")
     cost = qty * tick_value * entry
     if "leverage" in table.column_names:
         lev_col = _Column(path, "leverage")
@@ -433,7 +452,9 @@ def read_positions(
         row = _first((leverage < 1) | (leverage > LEVERAGE_MAX))
         if row is not None:
             raise lev_col.reject(
-                "invalid_leverage", row, f"leverage must be 1..{LEVERAGE_MAX}, got {leverage[row]}"
+                RejectReason.INVALID_LEVERAGE,
+                row,
+                f"leverage must be 1..{LEVERAGE_MAX}, got {leverage[row]}",
             )
     else:
         leverage = np.full(len(qty), default_leverage, dtype=np.int64)
@@ -449,15 +470,17 @@ def read_marks(path: str | Path, instruments: InstrumentTable) -> Marks:
     if repeat is not None:
         earlier, later = repeat
         symbol = instruments.instruments[inst[later]].symbol
-        raise symbol_col.reject("duplicate_symbol", later, f"{symbol} repeats row {earlier + 1}")
+        raise symbol_col.reject(
+            RejectReason.DUPLICATE_SYMBOL, later, f"{symbol} repeats row {earlier + 1}"
+        )
     price_col = _Column(path, "mark_price")
     price = decimal_column(table, price_col, _price_grid(instruments, inst))
     row = _first(price < 0)
     if row is not None:
-        raise price_col.reject("invalid_price", row, "mark price must not be negative")
+        raise price_col.reject(RejectReason.INVALID_PRICE, row, "mark price must not be negative")
     row = _first(price > INT64_MAX // instruments.tick_value[inst])
     if row is not None:
-        raise price_col.reject("out_of_range", row, "mark price too large")
+        raise price_col.reject(RejectReason.OUT_OF_RANGE, row, "mark price too large")
     return Marks(path, inst, price)
 
 
@@ -496,7 +519,7 @@ def read_book_inputs(
     row = _first(at < 0)
     if row is not None:
         raise account_col.reject(
-            "unknown_account",
+            RejectReason.UNKNOWN_ACCOUNT,
             row,
             f"account {positions.account_id[row]} is not in {accounts.path}",
         )
@@ -505,7 +528,7 @@ def read_book_inputs(
         earlier, later = repeat
         symbol = instruments.instruments[positions.instrument[later]].symbol
         raise Rejected(
-            "duplicate_position",
+            RejectReason.DUPLICATE_POSITION,
             f"{positions.path}: row {later + 1}: account {positions.account_id[later]}"
             f" already holds {symbol} at row {earlier + 1}",
         )
@@ -515,7 +538,7 @@ def read_book_inputs(
     if row is not None:
         symbol = instruments.instruments[positions.instrument[row]].symbol
         raise Rejected(
-            "no_mark",
+            RejectReason.NO_MARK,
             f"{positions.path}: row {row + 1}: no mark price for {symbol} in {marks.path}",
         )
     return BookInputs(accounts, positions, marks)

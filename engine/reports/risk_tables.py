@@ -32,6 +32,7 @@ from engine.book.book import STATUS_NAMES, Book
 from engine.book.errors import Rejected
 from engine.book.fixed import INT64_MAX, format_units
 from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
 
 ENTRY_EXTRA_DECIMALS = 4
 _POW10_FLOAT = 10.0 ** np.arange(39)  # exact as float64 up to 10**22, nearest above
@@ -232,5 +233,5 @@ def risk_tables(book: Book) -> tuple[pa.Table, pa.Table]:
     unmarked = held[~book.mark_set[held]]
     if len(unmarked):
         symbol = book.instruments.instruments[int(unmarked[0])].symbol
-        raise Rejected("no_mark", f"no mark price for {symbol}")
+        raise Rejected(RejectReason.NO_MARK, f"no mark price for {symbol}")
     return accounts_table(book), positions_table(book)

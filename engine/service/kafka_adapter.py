@@ -35,6 +35,7 @@ from kafka.errors import TopicAlreadyExistsError
 from kafka.partitioner.default import murmur2
 
 from engine.book.errors import Rejected
+from engine.book.reasons import RejectReason
 from engine.service.loop import Record, tp_name
 
 BACKENDS = ("kafka-python", "confluent")
@@ -99,7 +100,7 @@ def _partitions_of(consumer: KafkaConsumer, topic: str, timeout_s: float = 30.0)
         if parts:
             return sorted(parts)
         if time.monotonic() > deadline:
-            raise Rejected("unknown_topic", f"topic {topic!r} not found on the broker")
+            raise Rejected(RejectReason.UNKNOWN_TOPIC, f"topic {topic!r} not found on the broker")
         time.sleep(0.1)
 
 
@@ -254,7 +255,7 @@ class KafkaSource:
                 version, since = self.assignment_version, time.monotonic()
             elif self.group_consumer.assignment() and time.monotonic() - since >= settle_s:
                 return
-        raise Rejected("group_unsettled", "the consumer group gave no stable assignment")
+        raise Rejected(RejectReason.GROUP_UNSETTLED, "the consumer group gave no stable assignment")
 
     def _consumers(self) -> list[KafkaConsumer]:
         if self.group_consumer is None:
@@ -471,7 +472,9 @@ class ConfluentSource:
         self._tps: list[tuple[str, int]] = []
         for topic in (events_topic, prices_topic):
             if topic not in meta.topics or meta.topics[topic].error is not None:
-                raise Rejected("unknown_topic", f"topic {topic!r} not found on the broker")
+                raise Rejected(
+                    RejectReason.UNKNOWN_TOPIC, f"topic {topic!r} not found on the broker"
+                )
             self._tps += [(topic, p) for p in sorted(meta.topics[topic].partitions)]
         self.n_event_partitions = sum(1 for t, _ in self._tps if t == events_topic)
         self.next_offset: dict[tuple[str, int], int | None] = {}
@@ -614,14 +617,19 @@ def make_source(
     if backend == "confluent":
         if not have_confluent():
             raise Rejected(
-                "unsupported_option", "backend confluent: confluent-kafka is not installed"
+                RejectReason.UNSUPPORTED_OPTION,
+                "backend confluent: confluent-kafka is not installed",
             )
         if options.pop("group", None) is not None:
-            raise Rejected("unsupported_option", "backend confluent: no consumer groups yet")
+            raise Rejected(
+                RejectReason.UNSUPPORTED_OPTION, "backend confluent: no consumer groups yet"
+            )
         options.pop("settle_s", None)
         options.pop("client_id", None)
         return ConfluentSource(bootstrap, prices_topic, events_topic, **options)
-    raise Rejected("unsupported_option", f"backend {backend!r}: expected one of {BACKENDS}")
+    raise Rejected(
+        RejectReason.UNSUPPORTED_OPTION, f"backend {backend!r}: expected one of {BACKENDS}"
+    )
 
 
 def make_sink(backend: str, bootstrap: str, **options: Any) -> Any:

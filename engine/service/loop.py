@@ -50,6 +50,7 @@ from engine.book.book import (
 )
 from engine.book.errors import Rejected
 from engine.book.fixed import RATE_SCALE, format_units
+from engine.book.reasons import RejectReason
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
@@ -303,7 +304,7 @@ class Service:
         last = self.state.last_event_id.get(name, 0)
         if event.event_id <= last:
             raise Rejected(
-                "duplicate_event_id",
+                RejectReason.DUPLICATE_EVENT_ID,
                 f"event id {event.event_id} is not above {last}, the last seen in {name}",
             )
         # Seen from here on, even if the book refuses it: a redelivery is a duplicate.
@@ -326,7 +327,9 @@ class Service:
                 if self._owned(account, record.partition)
             ]
             if not sides:
-                raise Rejected("not_owned", f"no side of fill {event.event_id} is keyed here")
+                raise Rejected(
+                    RejectReason.NOT_OWNED, f"no side of fill {event.event_id} is keyed here"
+                )
             book.apply_trade(event.symbol, event.price, sides, event_id=event.event_id)
 
     # ----- prices ------------------------------------------------------------------------
@@ -334,7 +337,9 @@ class Service:
         state, symbol = self.state, update.symbol
         last_seq = state.last_price_seq.get(symbol, -1)
         if update.seq <= last_seq:
-            raise Rejected("stale_sequence", f"{symbol}: seq {update.seq} is not above {last_seq}")
+            raise Rejected(
+                RejectReason.STALE_SEQUENCE, f"{symbol}: seq {update.seq} is not above {last_seq}"
+            )
         state.last_price_seq[symbol] = update.seq
         band = self.config.band_rate
         if update.instrument in accepted:

@@ -34,6 +34,7 @@ from typing import Any
 from engine.book.errors import Rejected
 from engine.book.fixed import INT64_MAX, INT64_MIN, FixedPointError, parse_decimal
 from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
 
 SCHEMA_VERSION = 1
 VALUE_BYTES_MAX = 64 * 1024
@@ -116,26 +117,30 @@ def accounts_of(event: AccountEvent) -> tuple[int, ...]:
 # ----- parsing ---------------------------------------------------------------------------
 def _load(value: bytes) -> dict[str, Any]:
     if len(value) > VALUE_BYTES_MAX:
-        raise Rejected("too_large", f"message of {len(value)} bytes (max {VALUE_BYTES_MAX})")
+        raise Rejected(
+            RejectReason.TOO_LARGE, f"message of {len(value)} bytes (max {VALUE_BYTES_MAX})"
+        )
     try:
         doc = json.loads(value, parse_float=Decimal, parse_constant=_NonFinite)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise Rejected("malformed_json", f"not valid JSON: {exc}") from None
+        raise Rejected(RejectReason.MALFORMED_JSON, f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise Rejected("malformed_json", "expected a JSON object")
+        raise Rejected(RejectReason.MALFORMED_JSON, "expected a JSON object")
     version = doc.get("v")
     if version != SCHEMA_VERSION or isinstance(version, bool):
-        raise Rejected("unsupported_version", f"schema version {version!r}, expected 1")
+        raise Rejected(RejectReason.UNSUPPORTED_VERSION, f"schema version {version!r}, expected 1")
     return doc
 
 
 def _field(doc: dict[str, Any], name: str) -> Any:
     if name not in doc:
-        raise Rejected("missing_field", f"field {name!r} is missing")
+        raise Rejected(RejectReason.MISSING_FIELD, f"field {name!r} is missing")
     return doc[name]
 
 
-def _int(doc: dict[str, Any], name: str, reason: str, low: int = 0, high: int = INT64_MAX) -> int:
+def _int(
+    doc: dict[str, Any], name: str, reason: RejectReason, low: int = 0, high: int = INT64_MAX
+) -> int:
     value = _field(doc, name)
     if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
         value = int(value)
@@ -144,7 +149,7 @@ def _int(doc: dict[str, Any], name: str, reason: str, low: int = 0, high: int = 
     return value
 
 
-def _decimal(doc: dict[str, Any], name: str, reason: str) -> Decimal:
+def _decimal(doc: dict[str, Any], name: str, reason: RejectReason) -> Decimal:
     value = _field(doc, name)
     if isinstance(value, Decimal):
         value = str(value)
@@ -157,7 +162,11 @@ def _decimal(doc: dict[str, Any], name: str, reason: str) -> Decimal:
 
 
 def _on_grid(
-    value: Decimal, step: Decimal, name: str, reason: str, range_reason: str | None = None
+    value: Decimal,
+    step: Decimal,
+    name: str,
+    reason: RejectReason,
+    range_reason: RejectReason | None = None,
 ) -> int:
     """value / step as an exact int64; `reason` when off the grid, `range_reason` (default
     the same) when beyond int64."""
@@ -204,20 +213,20 @@ _POWER_OF_TEN_PLACES = _StepPlaces()
 def _symbol(doc: dict[str, Any], instruments: InstrumentTable) -> tuple[str, int]:
     symbol = _field(doc, "symbol")
     if not isinstance(symbol, str):
-        raise Rejected("invalid_field", f"symbol must be a string, got {symbol!r}")
+        raise Rejected(RejectReason.INVALID_FIELD, f"symbol must be a string, got {symbol!r}")
     index = instruments.index.get(symbol)
     if index is None:
-        raise Rejected("unknown_symbol", f"unknown symbol {symbol[:64]!r}")
+        raise Rejected(RejectReason.UNKNOWN_SYMBOL, f"unknown symbol {symbol[:64]!r}")
     return symbol, index
 
 
 def _price_ticks(value: Decimal, instruments: InstrumentTable, instrument: int, name: str) -> int:
     if not value > 0:
-        raise Rejected("invalid_price", f"{name} must be positive, got {value}")
+        raise Rejected(RejectReason.INVALID_PRICE, f"{name} must be positive, got {value}")
     inst = instruments.instruments[instrument]
-    ticks = _on_grid(value, inst.tick_size, name, "off_grid", "invalid_price")
+    ticks = _on_grid(value, inst.tick_size, name, RejectReason.OFF_GRID, RejectReason.INVALID_PRICE)
     if ticks > INT64_MAX // int(instruments.tick_value[instrument]):
-        raise Rejected("invalid_price", f"{name} {value} is out of range")
+        raise Rejected(RejectReason.INVALID_PRICE, f"{name} {value} is out of range")
     return ticks
 
 
@@ -227,7 +236,9 @@ def _key_text(key: bytes | None) -> str | None:
     try:
         return key.decode()
     except UnicodeDecodeError:
-        raise Rejected("key_mismatch", f"message key {key[:32]!r} is not UTF-8") from None
+        raise Rejected(
+            RejectReason.KEY_MISMATCH, f"message key {key[:32]!r} is not UTF-8"
+        ) from None
 
 
 def parse_price(value: bytes, key: bytes | None, instruments: InstrumentTable) -> PriceUpdate:
@@ -236,26 +247,36 @@ def parse_price(value: bytes, key: bytes | None, instruments: InstrumentTable) -
     symbol, instrument = _symbol(doc, instruments)
     key_text = _key_text(key)
     if key_text is not None and key_text != symbol:
-        raise Rejected("key_mismatch", f"key {key_text[:64]!r} is not the symbol {symbol!r}")
-    ts = _int(doc, "ts", "invalid_timestamp")
-    seq = _int(doc, "seq", "invalid_sequence")
+        raise Rejected(
+            RejectReason.KEY_MISMATCH, f"key {key_text[:64]!r} is not the symbol {symbol!r}"
+        )
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP)
+    seq = _int(doc, "seq", RejectReason.INVALID_SEQUENCE)
     has_mark, has_index = "mark_price" in doc, "index_prices" in doc
     if has_mark == has_index:
-        raise Rejected("missing_field", "give exactly one of mark_price and index_prices")
+        raise Rejected(
+            RejectReason.MISSING_FIELD, "give exactly one of mark_price and index_prices"
+        )
     if has_mark:
         price = _price_ticks(
-            _decimal(doc, "mark_price", "invalid_price"), instruments, instrument, "mark_price"
+            _decimal(doc, "mark_price", RejectReason.INVALID_PRICE),
+            instruments,
+            instrument,
+            "mark_price",
         )
         return PriceUpdate(symbol, instrument, ts, seq, price, 0)
     sources = doc["index_prices"]
     if not isinstance(sources, dict) or not 1 <= len(sources) <= INDEX_SOURCES_MAX:
         raise Rejected(
-            "invalid_field",
+            RejectReason.INVALID_FIELD,
             f"index_prices must map 1 to {INDEX_SOURCES_MAX} source names to prices",
         )
     ticks = sorted(
         _price_ticks(
-            _decimal(sources, name, "invalid_price"), instruments, instrument, f"index {name}"
+            _decimal(sources, name, RejectReason.INVALID_PRICE),
+            instruments,
+            instrument,
+            f"index {name}",
         )
         for name in sources
     )
@@ -270,52 +291,69 @@ def parse_account_event(
     doc = _load(value)
     kind = _field(doc, "type")
     if kind not in EVENT_TYPES:
-        raise Rejected("unknown_type", f"type {str(kind)[:32]!r}, expected one of {EVENT_TYPES}")
-    event_id = _int(doc, "event_id", "invalid_event_id", low=1)
-    ts = _int(doc, "ts", "invalid_timestamp")
+        raise Rejected(
+            RejectReason.UNKNOWN_TYPE, f"type {str(kind)[:32]!r}, expected one of {EVENT_TYPES}"
+        )
+    event_id = _int(doc, "event_id", RejectReason.INVALID_EVENT_ID, low=1)
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP)
     money_step = instruments.money_step
     event: AccountEvent
     if kind in ("deposit", "withdraw"):
-        account = _int(doc, "account", "invalid_account")
+        account = _int(doc, "account", RejectReason.INVALID_ACCOUNT)
         amount = _on_grid(
-            _decimal(doc, "amount", "invalid_amount"), money_step, "amount", "invalid_amount"
+            _decimal(doc, "amount", RejectReason.INVALID_AMOUNT),
+            money_step,
+            "amount",
+            RejectReason.INVALID_AMOUNT,
         )
         if not amount > 0:
-            raise Rejected("invalid_amount", f"amount must be positive, got {doc['amount']}")
+            raise Rejected(
+                RejectReason.INVALID_AMOUNT, f"amount must be positive, got {doc['amount']}"
+            )
         cls = Deposit if kind == "deposit" else Withdraw
         event = cls(event_id, ts, account, amount)
     elif kind == "fill":
         symbol, instrument = _symbol(doc, instruments)
         price = _price_ticks(
-            _decimal(doc, "price", "invalid_price"), instruments, instrument, "price"
+            _decimal(doc, "price", RejectReason.INVALID_PRICE), instruments, instrument, "price"
         )
         lot_size = instruments.instruments[instrument].lot_size
-        qty = _on_grid(_decimal(doc, "qty", "invalid_qty"), lot_size, "qty", "invalid_qty")
+        qty = _on_grid(
+            _decimal(doc, "qty", RejectReason.INVALID_QTY),
+            lot_size,
+            "qty",
+            RejectReason.INVALID_QTY,
+        )
         if not qty > 0:
-            raise Rejected("invalid_qty", f"qty must be positive, got {doc['qty']}")
-        buyer = _int(doc, "buyer", "invalid_account")
-        seller = _int(doc, "seller", "invalid_account")
+            raise Rejected(RejectReason.INVALID_QTY, f"qty must be positive, got {doc['qty']}")
+        buyer = _int(doc, "buyer", RejectReason.INVALID_ACCOUNT)
+        seller = _int(doc, "seller", RejectReason.INVALID_ACCOUNT)
         if buyer == seller:
-            raise Rejected("invalid_account", f"buyer and seller are both {buyer}")
+            raise Rejected(RejectReason.INVALID_ACCOUNT, f"buyer and seller are both {buyer}")
         fees = []
         for name in ("buyer_fee", "seller_fee"):
             fee = 0
             if name in doc:
                 fee = _on_grid(
-                    _decimal(doc, name, "invalid_amount"), money_step, name, "invalid_amount"
+                    _decimal(doc, name, RejectReason.INVALID_AMOUNT),
+                    money_step,
+                    name,
+                    RejectReason.INVALID_AMOUNT,
                 )
             if fee < 0:
-                raise Rejected("invalid_amount", f"{name} must not be negative")
+                raise Rejected(RejectReason.INVALID_AMOUNT, f"{name} must not be negative")
             fees.append(fee)
         event = Fill(event_id, ts, symbol, instrument, price, qty, buyer, seller, *fees)
     else:
-        account = _int(doc, "account", "invalid_account")
+        account = _int(doc, "account", RejectReason.INVALID_ACCOUNT)
         symbol, instrument = _symbol(doc, instruments)
-        leverage = _int(doc, "leverage", "invalid_leverage", low=1, high=LEVERAGE_MAX)
+        leverage = _int(doc, "leverage", RejectReason.INVALID_LEVERAGE, low=1, high=LEVERAGE_MAX)
         event = LeverageChange(event_id, ts, account, symbol, instrument, leverage)
     key_text = _key_text(key)
     if key_text is not None and key_text not in {str(a) for a in accounts_of(event)}:
-        raise Rejected("key_mismatch", f"key {key_text[:32]!r} is not an account of the event")
+        raise Rejected(
+            RejectReason.KEY_MISMATCH, f"key {key_text[:32]!r} is not an account of the event"
+        )
     return event
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.book.errors import Rejected
+from engine.book.reasons import RejectReason
 from engine.io.snapshot import SUFFIX, latest_valid_snapshot, prune_snapshots, write_snapshot
 from engine.service.loop import Service, ServiceConfig, ServiceState
 from engine.waterfall.profile import Profile
@@ -100,10 +101,12 @@ def restore(
     path, book, extra = found
     saved = extra.get("service")
     if not isinstance(saved, dict):
-        raise Rejected("invalid_snapshot", f"{path}: not a service snapshot (no service state)")
+        raise Rejected(
+            RejectReason.INVALID_SNAPSHOT, f"{path}: not a service snapshot (no service state)"
+        )
     if saved.get("shard") != config.shard:
         raise Rejected(
-            "invalid_snapshot",
+            RejectReason.INVALID_SNAPSHOT,
             f"{path}: snapshot of shard {saved.get('shard')!r}, not {config.shard!r}",
         )
     service = Service(book, profile, config, ServiceState.from_extra(saved), **service_options)

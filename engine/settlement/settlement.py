@@ -46,6 +46,7 @@ from engine.book.book import Book, Risk
 from engine.book.errors import Rejected
 from engine.book.fixed import INT64_MAX, RATE_SCALE
 from engine.book.ledger import CLEARING, FEES, FUNDING_POOL, Reason
+from engine.book.reasons import RejectReason
 from engine.waterfall.conservation import AuditReport, audit
 from engine.waterfall.profile import Profile
 from engine.waterfall.waterfall import WaterfallResult, open_fund, run_waterfall
@@ -154,12 +155,13 @@ def check_date(date: str, settled_dates: Sequence[str], *, force: bool) -> None:
         return
     if date in settled_dates:
         raise Rejected(
-            "already_settled", f"{date} is already settled in this book (use --force to redo it)"
+            RejectReason.ALREADY_SETTLED,
+            f"{date} is already settled in this book (use --force to redo it)",
         )
     last = max(settled_dates, default="")
     if date < last:
         raise Rejected(
-            "date_out_of_order",
+            RejectReason.DATE_OUT_OF_ORDER,
             f"{date} is before the last settled date {last} (use --force to settle it anyway)",
         )
 
@@ -283,7 +285,9 @@ class _Plan:
     opening_upnl: np.ndarray  # per slot, at the previous marks (0 where none)
 
 
-def _reject_slot(book: Book, owner: np.ndarray, slot: int, reason: str, problem: str) -> Rejected:
+def _reject_slot(
+    book: Book, owner: np.ndarray, slot: int, reason: RejectReason, problem: str
+) -> Rejected:
     account = int(book.account_id[owner[slot]])
     symbol = book.instruments.instruments[int(book.pos_instrument[slot])].symbol
     return Rejected(reason, f"account {account} {symbol}: {problem}")
@@ -296,9 +300,11 @@ def _validate_prices(book: Book, prices: dict[int, int]) -> np.ndarray:
     for inst, price in prices.items():
         symbol = book.instruments.instruments[inst].symbol
         if not price > 0:
-            raise Rejected("invalid_price", f"{symbol}: settlement price must be positive")
+            raise Rejected(
+                RejectReason.INVALID_PRICE, f"{symbol}: settlement price must be positive"
+            )
         if price > INT64_MAX // int(tick_value[inst]):
-            raise Rejected("overflow", f"{symbol}: settlement price {price} too large")
+            raise Rejected(RejectReason.OVERFLOW, f"{symbol}: settlement price {price} too large")
         settlement[inst] = price
     held = np.zeros(n_inst, dtype=np.int64)
     np.add.at(held, book.pos_instrument, book.pos_qty != 0)
@@ -307,7 +313,7 @@ def _validate_prices(book: Book, prices: dict[int, int]) -> np.ndarray:
         names = ", ".join(book.instruments.instruments[int(i)].symbol for i in missing[:10])
         more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
         raise Rejected(
-            "no_settlement_price",
+            RejectReason.NO_SETTLEMENT_PRICE,
             f"no settlement price for {names}{more}, which has open positions"
             f" ({int(held[missing[0]])} in {book.instruments.instruments[int(missing[0])].symbol})",
         )
@@ -332,35 +338,42 @@ def _funding_rates(
         inst = item.instrument
         symbol = symbols[inst]
         if inst in seen:
-            raise Rejected("duplicate_symbol", f"funding for {symbol} given twice")
+            raise Rejected(RejectReason.DUPLICATE_SYMBOL, f"funding for {symbol} given twice")
         seen.add(inst)
         if dated[inst]:
-            raise Rejected("not_perpetual", f"{symbol} is a dated future: it pays no funding")
+            raise Rejected(
+                RejectReason.NOT_PERPETUAL, f"{symbol} is a dated future: it pays no funding"
+            )
         if item.rate is not None:
             value = item.rate
             source[inst] = RATE_GIVEN
         else:
             if item.index_price is None or not item.index_price > 0:
                 raise Rejected(
-                    "invalid_funding", f"{symbol}: needs a funding rate or a positive index price"
+                    RejectReason.INVALID_FUNDING,
+                    f"{symbol}: needs a funding rate or a positive index price",
                 )
             if not settlement[inst] > 0:
-                raise Rejected("no_settlement_price", f"{symbol}: no settlement price")
+                raise Rejected(RejectReason.NO_SETTLEMENT_PRICE, f"{symbol}: no settlement price")
             cap = item.rate_cap if item.rate_cap is not None else default_rate_cap(book, inst)
             if not 0 <= cap < RATE_SCALE:
-                raise Rejected("invalid_funding", f"{symbol}: rate cap must be in [0, 1)")
+                raise Rejected(
+                    RejectReason.INVALID_FUNDING, f"{symbol}: rate cap must be in [0, 1)"
+                )
             value = funding_rate_from_premium(
                 int(settlement[inst]), item.index_price, item.interest_rate, cap
             )
             source[inst] = RATE_COMPUTED
         # |r| < 1 keeps every funding product inside int64 (see _funding_plan).
         if not -RATE_SCALE < value < RATE_SCALE:
-            raise Rejected("invalid_funding", f"{symbol}: funding rate must be within (-1, 1)")
+            raise Rejected(
+                RejectReason.INVALID_FUNDING, f"{symbol}: funding rate must be within (-1, 1)"
+            )
         rate[inst] = value
     missing = [i for i in range(n_inst) if held[i] and not dated[i] and i not in seen]
     if missing:
         raise Rejected(
-            "no_funding_rate",
+            RejectReason.NO_FUNDING_RATE,
             f"no funding rate or index price for {symbols[missing[0]]}, a perpetual with open"
             f" positions ({len(missing)} such instrument(s) missing from the funding input)",
         )
@@ -444,7 +457,11 @@ def _plan(
     too_big = np.flatnonzero(np.abs(qty) > limit[inst])
     if len(too_big):
         raise _reject_slot(
-            book, owner, int(too_big[0]), "overflow", "position value at settlement exceeds int64"
+            book,
+            owner,
+            int(too_big[0]),
+            RejectReason.OVERFLOW,
+            "position value at settlement exceeds int64",
         )
     rate, rate_source = _funding_rates(book, settlement, dated, held, funding)
 
@@ -459,7 +476,7 @@ def _plan(
     previous_limit = INT64_MAX // np.maximum(book.mark_lot_value, 1)
     if (marked & (np.abs(qty) > previous_limit[inst])).any():
         slot = int(np.flatnonzero(marked & (np.abs(qty) > previous_limit[inst]))[0])
-        raise _reject_slot(book, owner, slot, "overflow", "position value exceeds int64")
+        raise _reject_slot(book, owner, slot, RejectReason.OVERFLOW, "position value exceeds int64")
     previous_value = np.where(marked, qty * book.mark_lot_value[inst], 0)
     opening_upnl = np.where(marked, previous_value - cost, 0)
     mtm = np.where(
@@ -473,14 +490,17 @@ def _plan(
         unknown = np.flatnonzero(rows < 0)
         if len(unknown):
             raise Rejected(
-                "unknown_account", f"fees: account {int(fees.account_id[unknown[0]])} unknown"
+                RejectReason.UNKNOWN_ACCOUNT,
+                f"fees: account {int(fees.account_id[unknown[0]])} unknown",
             )
         ordered = np.sort(rows)
         if (ordered[1:] == ordered[:-1]).any():
             dup = int(ordered[np.flatnonzero(ordered[1:] == ordered[:-1])[0]])
-            raise Rejected("duplicate_account", f"fees: account {int(book.account_id[dup])} twice")
+            raise Rejected(
+                RejectReason.DUPLICATE_ACCOUNT, f"fees: account {int(book.account_id[dup])} twice"
+            )
         if (np.abs(fees.amount) > VALUE_MAX).any():
-            raise Rejected("overflow", "fees: an amount exceeds 2**62 money units")
+            raise Rejected(RejectReason.OVERFLOW, "fees: an amount exceeds 2**62 money units")
         account_fees[rows] = fees.amount
 
     starts = book.acct_start
@@ -493,7 +513,8 @@ def _plan(
     if (screen >= FLOAT_SCREEN_MAX).any():
         row = int(np.flatnonzero(screen >= FLOAT_SCREEN_MAX)[0])
         raise Rejected(
-            "overflow", f"account {int(book.account_id[row])}: balance after settlement too large"
+            RejectReason.OVERFLOW,
+            f"account {int(book.account_id[row])}: balance after settlement too large",
         )
     plan = _Plan(
         lot_value=lot_value,

@@ -1,0 +1,74 @@
+"""Why input was refused: one enum of stable codes, so a dead-letter consumer can count them.
+
+Every `Rejected` carries one of these. The value is the wire form (dead-letter records,
+metrics labels, error lines); the names never change meaning once published.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RejectReason(StrEnum):
+    # ----- input shape (files, messages, arguments)
+    MALFORMED_JSON = "malformed_json"
+    TOO_LARGE = "too_large"
+    UNKNOWN_TYPE = "unknown_type"
+    UNKNOWN_TOPIC = "unknown_topic"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    UNSUPPORTED_OPTION = "unsupported_option"
+    KEY_MISMATCH = "key_mismatch"
+    MISSING_FIELD = "missing_field"
+    MISSING_FILE = "missing_file"
+    MISSING_COLUMN = "missing_column"
+    MISSING_VALUE = "missing_value"
+    INVALID_FIELD = "invalid_field"
+    INVALID_FILE = "invalid_file"
+    INVALID_TYPE = "invalid_type"
+    INVALID_INPUT = "invalid_input"
+    INVALID_ARGUMENTS = "invalid_arguments"
+    INVALID_OUT = "invalid_out"
+    INVALID_PROFILE = "invalid_profile"
+    INVALID_SCENARIO = "invalid_scenario"
+    INVALID_DIRECTION = "invalid_direction"
+    INVALID_TOLERANCE = "invalid_tolerance"
+    INVALID_SNAPSHOT = "invalid_snapshot"
+    INVALID_DATE = "invalid_date"
+    # ----- values
+    INVALID_VALUE = "invalid_value"
+    OFF_GRID = "off_grid"
+    OUT_OF_RANGE = "out_of_range"
+    OVERFLOW = "overflow"
+    INVALID_AMOUNT = "invalid_amount"
+    INVALID_PRICE = "invalid_price"
+    INVALID_QTY = "invalid_qty"
+    INVALID_COST = "invalid_cost"
+    INVALID_LEVERAGE = "invalid_leverage"
+    INVALID_FUNDING = "invalid_funding"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    INVALID_SEQUENCE = "invalid_sequence"
+    INVALID_EVENT_ID = "invalid_event_id"
+    # ----- references
+    INVALID_ACCOUNT = "invalid_account"
+    INVALID_ACCOUNTS = "invalid_accounts"
+    UNKNOWN_ACCOUNT = "unknown_account"
+    RESERVED_ACCOUNT = "reserved_account"
+    DUPLICATE_ACCOUNT = "duplicate_account"
+    UNKNOWN_SYMBOL = "unknown_symbol"
+    DUPLICATE_SYMBOL = "duplicate_symbol"
+    DUPLICATE_POSITION = "duplicate_position"
+    NOT_OWNED = "not_owned"
+    NOT_PERPETUAL = "not_perpetual"
+    NO_MARK = "no_mark"
+    # ----- state and order
+    DUPLICATE_EVENT_ID = "duplicate_event_id"
+    STALE_SEQUENCE = "stale_sequence"
+    INVALID_TRADE = "invalid_trade"
+    INSUFFICIENT_MARGIN = "insufficient_margin"
+    LEVERAGE_ABOVE_MAX = "leverage_above_max"
+    # ----- settlement
+    ALREADY_SETTLED = "already_settled"
+    DATE_OUT_OF_ORDER = "date_out_of_order"
+    GROUP_UNSETTLED = "group_unsettled"
+    NO_SETTLEMENT_PRICE = "no_settlement_price"
+    NO_FUNDING_RATE = "no_funding_rate"
