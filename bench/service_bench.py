@@ -38,10 +38,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.service import kafka_adapter, messages
-from engine.service.kafka_adapter import create_topics, partition_for_key
-from engine.service.loop import Service, ServiceConfig, Topics
+from engine.service import kafka_common, messages
+from engine.service.kafka_common import create_topics, partition_for_key
+from engine.service.ports import Topics
 from engine.service.snapshots import Snapshotter
+from engine.service.state import ServiceConfig
+from engine.service.tick import Service
 from engine.stress.synthetic import USDT, synthetic_book
 from engine.waterfall.profile import Profile
 from engine.waterfall.waterfall import open_fund
@@ -72,7 +74,7 @@ class Producer:
     measured), kafka-python otherwise; both partition keys with murmur2."""
 
     def __init__(self, bootstrap: str) -> None:
-        self.confluent = kafka_adapter.have_confluent()
+        self.confluent = kafka_common.have_confluent()
         if self.confluent:
             from confluent_kafka import Producer as CProducer
 
@@ -360,13 +362,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prices", type=int, default=50_000)
     parser.add_argument("--latency-samples", type=int, default=300)
     parser.add_argument("--latency-interval-ms", type=float, default=20)
-    parser.add_argument("--backend", choices=(*kafka_adapter.BACKENDS, "both"), default="both")
+    parser.add_argument("--backend", choices=(*kafka_common.BACKENDS, "both"), default="both")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--out", type=Path, default=REPO / "out" / "service_bench.json")
     args = parser.parse_args(argv)
     bootstrap = _bootstrap()
-    backends = list(kafka_adapter.BACKENDS) if args.backend == "both" else [args.backend]
-    if "confluent" in backends and not kafka_adapter.have_confluent():
+    backends = list(kafka_common.BACKENDS) if args.backend == "both" else [args.backend]
+    if "confluent" in backends and not kafka_common.have_confluent():
         backends.remove("confluent")
         print("confluent-kafka not installed: kafka-python only", file=sys.stderr)
     results = [run_one(args, backend, bootstrap) for backend in backends]

@@ -10,58 +10,35 @@ On start it restores the newest valid snapshot in --snapshot-dir (reporting corr
 it skipped), seeks to its offsets and replays the journaled ticks after it; it writes
 snapshots every --snapshot-interval seconds or --snapshot-every-ticks ticks, and on a clean
 shutdown (SIGINT / SIGTERM, end of input, --max-ticks, --exit-when-idle).
+
+This module only parses the command line into an engine.service.app.ServeConfig and calls
+engine.service.app.serve, which assembles and runs the service.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-from engine.book.book import Book
 from engine.book.errors import Rejected
-from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate, to_units
-from engine.book.instruments import InstrumentTable
+from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError
-from engine.service import kafka_adapter
-from engine.service.files_adapter import (
-    FileJournal,
-    FileSink,
-    ListStream,
-    MemorySink,
-    StreamSource,
-    file_source,
-    synthetic_price_path,
-)
-from engine.service.loop import (
-    BAND_CONFIRM_DEFAULT,
-    RunResult,
-    Service,
-    ServiceConfig,
-    Topics,
-)
-from engine.service.loop import run as drive
-from engine.service.metrics import ServiceMetrics
-from engine.service.snapshots import KEEP_DEFAULT, Snapshotter, restore
-from engine.stress.synthetic import synthetic_book, synthetic_marks
-from engine.waterfall.profile import PROFILES_DIR, Profile, ProfileError
-from engine.waterfall.waterfall import open_fund
-
-DEFAULT_INSTRUMENTS = Path(__file__).resolve().parent.parent / "data" / "instruments.json"
-EXIT_ASSIGNMENT_CHANGED = 3
-SYNTHETIC_INSTRUMENTS = 20
+from engine.service.app import DEFAULT_INSTRUMENTS, ServeConfig, serve
+from engine.service.kafka_batches import LINGER_MS_DEFAULT
+from engine.service.kafka_common import BACKENDS
+from engine.service.kafka_python import GROUP_SETTLE_S_DEFAULT
+from engine.service.ports import Topics
+from engine.service.snapshots import KEEP_DEFAULT
+from engine.service.state import BAND_CONFIRM_DEFAULT, ServiceConfig
+from engine.waterfall.profile import ProfileError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     kafka = parser.add_argument_group("Kafka (leave --bootstrap-servers out to run embedded)")
     kafka.add_argument("--bootstrap-servers", help="e.g. 127.0.0.1:19092")
-    kafka.add_argument("--backend", choices=kafka_adapter.BACKENDS, default="kafka-python")
+    kafka.add_argument("--backend", choices=BACKENDS, default="kafka-python")
     kafka.add_argument("--topic-prefix", default="", help="prefix of every topic name")
     for name, default in vars(Topics()).items():
         kafka.add_argument(
@@ -75,11 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     kafka.add_argument("--group", help="consumer group sharing the account-events partitions")
     kafka.add_argument("--shard", default="0", help="this instance's name in ids and journal")
-    kafka.add_argument("--linger-ms", type=int, default=kafka_adapter.LINGER_MS_DEFAULT)
+    kafka.add_argument("--linger-ms", type=int, default=LINGER_MS_DEFAULT)
     kafka.add_argument(
         "--group-settle",
         type=float,
-        default=kafka_adapter.GROUP_SETTLE_S_DEFAULT,
+        default=GROUP_SETTLE_S_DEFAULT,
         help="seconds the group's assignment must stay unchanged before consuming",
     )
     engine = parser.add_argument_group("engine")
@@ -117,15 +94,6 @@ def topics_of(args: argparse.Namespace) -> Topics:
     return Topics(**chosen)
 
 
-def _profile(text: str) -> Profile:
-    path = Path(text)
-    if path.suffix == ".toml" or path.exists():
-        return Profile.load(path)
-    if not (PROFILES_DIR / f"{text}.toml").is_file():
-        raise ProfileError(f"no shipped profile {text!r} and no file {text}")
-    return Profile.shipped(text)
-
-
 def _band_rate(text: str) -> int:
     rate = to_rate(parse_decimal(text, "--band"), "--band")
     if not 0 <= rate <= 100 * RATE_SCALE:
@@ -133,167 +101,53 @@ def _band_rate(text: str) -> int:
     return rate
 
 
-def _fresh_book(args: argparse.Namespace, profile: Profile, synthetic: bool) -> Book:
-    if synthetic:
-        n = args.synthetic_accounts
-        book = synthetic_book(n, 3 * n, SYNTHETIC_INSTRUMENTS, seed=args.seed)
-    else:
-        book = Book(InstrumentTable.load(args.instruments), warning_rate=profile.warning_rate)
-    fund = to_units(parse_decimal(args.fund, "--fund"), book.instruments.money_step, "--fund")
-    if fund < 0:
-        raise Rejected(RejectReason.INVALID_AMOUNT, "--fund must not be negative")
-    open_fund(book, profile, fund)
-    return book
-
-
-def _log(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
-def serve(
-    args: argparse.Namespace,
-    *,
-    stop: Callable[[], bool] | None = None,
-    log: Callable[[str], None] = _log,
-    started: Callable[[Service], None] | None = None,
-) -> tuple[Service, RunResult, int]:
-    """The service as `clearing serve` runs it; returns it, what the run did, exit status."""
-    profile = _profile(args.profile)
-    topics = topics_of(args)
-    config = ServiceConfig(
-        topics=topics,
+def config_of(args: argparse.Namespace) -> ServeConfig:
+    """The parsed command line as the service's configuration."""
+    service = ServiceConfig(
+        topics=topics_of(args),
         shard=args.shard,
         band_rate=_band_rate(args.band),
         band_confirm=args.band_confirm,
         incremental=not args.full_sweep,
     )
-    synthetic = (
-        args.bootstrap_servers is None and args.prices_file is None and (args.events_file is None)
+    return ServeConfig(
+        service=service,
+        bootstrap_servers=args.bootstrap_servers,
+        backend=args.backend,
+        create_topics=args.create_topics,
+        group=args.group,
+        linger_ms=args.linger_ms,
+        group_settle_s=args.group_settle,
+        profile=args.profile,
+        instruments=args.instruments,
+        fund=args.fund,
+        batch_records=args.batch_records,
+        snapshot_dir=args.snapshot_dir,
+        snapshot_interval_s=args.snapshot_interval,
+        snapshot_every_ticks=args.snapshot_every_ticks,
+        snapshots_keep=args.snapshots_keep,
+        metrics_port=args.metrics_port,
+        status_every_s=args.status_every,
+        max_ticks=args.max_ticks,
+        exit_when_idle=args.exit_when_idle,
+        prices_file=args.prices_file,
+        events_file=args.events_file,
+        out_dir=args.out_dir,
+        synthetic_accounts=args.synthetic_accounts,
+        synthetic_steps=args.synthetic_steps,
+        seed=args.seed,
     )
-    service = None
-    if args.snapshot_dir is not None:
-        service, recovery = restore(args.snapshot_dir, profile, config)
-        for reason in recovery.skipped:
-            log(f"snapshot skipped: {reason}")
-        if recovery.path is not None:
-            log(f"restored {recovery.path} (tick {service.state.tick if service else '?'})")
-    if service is None:
-        service = Service(_fresh_book(args, profile, synthetic), profile, config)
-    journal: Any = None
-    source: Any
-    sink: Any
-    if args.bootstrap_servers is not None:
-        bootstrap = args.bootstrap_servers
-        if args.create_topics:
-            partitions = {name: 1 for name in (topics.prices, *topics.outputs())}
-            partitions[topics.account_events] = args.create_topics
-            kafka_adapter.create_topics(bootstrap, partitions)
-        kafka_adapter.create_topics(bootstrap, {topics.journal: 1})
-        options: dict[str, Any] = {"offsets": service.state.offsets, "group": args.group}
-        if args.batch_records:
-            options["batch_records"] = args.batch_records
-        options["settle_s"] = args.group_settle
-        options["client_id"] = f"clearing-{args.shard}"
-        source = kafka_adapter.make_source(
-            args.backend, bootstrap, topics.prices, topics.account_events, **options
-        )
-        if source.n_event_partitions > 1:
-            service.partition_of_account = kafka_adapter.AccountPartitions(
-                source.n_event_partitions
-            )
-        log(f"shard {args.shard}: account-events partitions {source.event_partitions()}")
-        sink = kafka_adapter.make_sink(args.backend, bootstrap, linger_ms=args.linger_ms)
-        journal = kafka_adapter.KafkaJournal(bootstrap, topics.journal, args.shard)
-    else:
-        batch = args.batch_records or 1000
-        if synthetic:
-            book = service.book
-            # One step of the path (a price per instrument) per tick unless told otherwise.
-            batch = args.batch_records or len(book.instruments)
-            crash = args.synthetic_steps // 2
-            # From the seed's starting marks, not the book's (a restored book has moved on),
-            # so a restart replays the same path.
-            start = synthetic_marks(len(book.instruments), args.seed)
-            values = synthetic_price_path(
-                book.instruments, start, args.synthetic_steps, seed=args.seed, crash_step=crash
-            )
-            stream = ListStream([(None, v) for v in values])
-            source = StreamSource({(topics.prices, 0): stream}, batch_records=batch)
-        else:
-            source = file_source(
-                args.prices_file,
-                args.events_file,
-                prices_topic=topics.prices,
-                events_topic=topics.account_events,
-                batch_records=batch,
-            )
-        source.seek(service.state.offsets)
-        sink = FileSink(args.out_dir) if args.out_dir is not None else MemorySink()
-        if args.snapshot_dir is not None:
-            journal = FileJournal(args.snapshot_dir / "journal.jsonl")
-    snapshots = None
-    if args.snapshot_dir is not None:
-        snapshots = Snapshotter(
-            args.snapshot_dir,
-            every_s=args.snapshot_interval,
-            every_ticks=args.snapshot_every_ticks,
-            keep=args.snapshots_keep,
-        )
-    metrics = ServiceMetrics(log_every_s=args.status_every, log=log)
-    if args.metrics_port is not None:
-        log(f"metrics on http://127.0.0.1:{metrics.serve(args.metrics_port)}/metrics")
-    stop_requested = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop_requested.set())
-    if started is not None:
-        started(service)
-    status = 0
-    try:
-        result = drive(
-            service,
-            source,
-            sink,
-            journal=journal,
-            snapshots=snapshots,
-            metrics=metrics,
-            stop=lambda: stop_requested.is_set() or (stop is not None and stop()),
-            max_ticks=args.max_ticks,
-            exit_when_idle=args.exit_when_idle,
-        )
-    except kafka_adapter.AssignmentChanged as exc:
-        sink.flush()
-        if snapshots is not None:
-            snapshots.write(service, {"journal_position": journal.position if journal else 0})
-        log(f"error: {exc}")
-        result, status = RunResult(stopped_by="assignment_changed"), EXIT_ASSIGNMENT_CHANGED
-    finally:
-        metrics.close()
-        for part in (source, sink, journal):
-            if part is not None:
-                part.close()
-    liquidated = metrics.counter("accounts_liquidated_total")
-    money = Decimal(1).scaleb(-service.book.instruments.money_decimals)
-    fund_row = service.book.row_of(profile.fund_account_id)
-    log(
-        f"stopped ({result.stopped_by}): {result.ticks} ticks ({result.replayed} replayed),"
-        f" {result.records:,} records, {result.outputs:,} outputs, {liquidated:,.0f} accounts"
-        f" liquidated; fund balance {int(service.book.balance[fund_row]) * money}"
-    )
-    if snapshots is not None and snapshots.written:
-        log(f"snapshot {snapshots.written[-1]}")
-    return service, result, status
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        return serve(args)[2]
+        return serve(config_of(args))[2]
     except (ProfileError, SnapshotError) as exc:
         raise Rejected(RejectReason.INVALID_INPUT, str(exc)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m engine.service.serve_cli ...` (the benchmark runs the service this way)."""
+    """`python -m engine.cli.serve ...` (the benchmark runs the service this way)."""
     parser = argparse.ArgumentParser(prog="clearing serve", description=__doc__.splitlines()[0])
     add_arguments(parser)
     try:

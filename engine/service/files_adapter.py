@@ -20,7 +20,7 @@ import numpy as np
 
 from engine.book.instruments import InstrumentTable
 from engine.service import messages
-from engine.service.loop import Record, tp_name
+from engine.service.ports import Record, tp_name
 
 BATCH_RECORDS_DEFAULT = 1000
 

@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from engine.service.loop import Service, TickStats
+from engine.service.state import TickStats
+from engine.service.tick import Service
 
 # Seconds: 100 us to 10 s, about 2.5x apart.
 LATENCY_BUCKETS_S = (
@@ -134,7 +135,7 @@ class ServiceMetrics:
     def counter(self, name: str, **labels: str) -> float:
         return self.counters.get((name, tuple(sorted(labels.items()))), 0)
 
-    # ----- the driver's hooks (engine.service.loop.Metrics) -------------------------------
+    # ----- the driver's hooks (engine.service.driver.Metrics) -------------------------------
     def observe_tick(self, stats: TickStats, seconds: float) -> None:
         with self.lock:
             self.inc("ticks_total")

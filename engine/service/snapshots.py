@@ -6,7 +6,7 @@ The schema metadata's `extra` holds {"service": ServiceState (offsets consumed p
 partition, tick sequence, dedup state, held prices, margin calls), "journal_position"}.
 Files are named by tick (`tick-000000000042.arrow`) so the newest sorts last. Recovery
 loads the newest one whose checksum verifies, reports the ones it skipped, and the caller
-seeks its source to the saved offsets and replays the journal (engine.service.loop.run).
+seeks its source to the saved offsets and replays the journal (engine.service.driver.run).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from typing import Any
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SUFFIX, latest_valid_snapshot, prune_snapshots, write_snapshot
-from engine.service.loop import Service, ServiceConfig, ServiceState
+from engine.service.state import ServiceConfig, ServiceState
+from engine.service.tick import Service
 from engine.waterfall.profile import Profile
 
 KEEP_DEFAULT = 5

@@ -1,6 +1,6 @@
 """End-to-end check of the real Kafka broker from scripts/kafka.sh.
 
-Run: .venv/bin/python -m pytest -q tests/test_kafka_broker.py -o markers=kafka
+Run: .venv/bin/python -m pytest -q tests/service/test_kafka_broker.py -o markers=kafka
 """
 
 from __future__ import annotations

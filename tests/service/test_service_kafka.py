@@ -3,7 +3,7 @@ equal the batch waterfall's, a stopped and crashed run restarts to the uninterru
 final state, bad input is dead-lettered, and two instances in one group share the
 account-events partitions. Every test uses its own topics.
 
-Run: .venv/bin/python -m pytest -q tests/test_service_kafka.py
+Run: .venv/bin/python -m pytest -q tests/service/test_service_kafka.py
 """
 
 from __future__ import annotations
@@ -22,9 +22,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from engine.cli import serve as serve_cli
 from engine.io.snapshot import book_batch, read_snapshot
-from engine.service import kafka_adapter, messages
-from engine.service.kafka_adapter import create_topics, partition_for_key
-from engine.service.loop import Service, Topics
+from engine.service import app, kafka_common, messages
+from engine.service.kafka_common import create_topics, partition_for_key
+from engine.service.ports import Topics
+from engine.service.tick import Service
 from engine.waterfall.conservation import audit
 from engine.waterfall.profile import Profile
 from tests.service.test_service_loop import (
@@ -114,7 +115,7 @@ def _args(
 
 
 def _serve(args: argparse.Namespace, **kw: Any) -> Service:
-    service, _, status = serve_cli.serve(args, log=lambda line: None, **kw)
+    service, _, status = app.serve(serve_cli.config_of(args), log=lambda line: None, **kw)
     assert status == 0
     assert audit(service.book).ok
     return service
@@ -177,8 +178,8 @@ def test_stop_crash_and_restart_equal_an_uninterrupted_run(
     data[len(data) // 2] ^= 0xFF
     corrupt.write_bytes(bytes(data))
     logs: list[str] = []
-    service, result, status = serve_cli.serve(
-        _args(bootstrap, inputs, parts, snaps, *options), log=logs.append
+    service, result, status = app.serve(
+        serve_cli.config_of(_args(bootstrap, inputs, parts, snaps, *options)), log=logs.append
     )
     assert status == 0 and result.replayed == 4
     assert any("snapshot skipped" in line and "tick-000000000009" in line for line in logs)
@@ -269,8 +270,8 @@ def test_two_instances_share_the_account_partitions(kafka_bootstrap: str, tmp_pa
             "--group", group, "--shard", shard, "--group-settle", "2",
         )  # fmt: skip
         args.exit_when_idle = False
-        results[shard] = serve_cli.serve(
-            args,
+        results[shard] = app.serve(
+            serve_cli.config_of(args),
             stop=stop.is_set,
             log=lambda line: None,
             started=lambda s: services.update({shard: s}),
@@ -312,7 +313,7 @@ def test_two_instances_share_the_account_partitions(kafka_bootstrap: str, tmp_pa
     assert not owned["a"] & owned["b"]
 
 
-@pytest.mark.skipif(not kafka_adapter.have_confluent(), reason="confluent-kafka not installed")
+@pytest.mark.skipif(not kafka_common.have_confluent(), reason="confluent-kafka not installed")
 def test_confluent_backend_reaches_the_same_state(kafka_bootstrap: str, tmp_path: Path) -> None:
     bootstrap = kafka_bootstrap
     inputs, one, two = _unique("in"), _unique("kp"), _unique("ck")

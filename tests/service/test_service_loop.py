@@ -24,6 +24,7 @@ from engine.cli import serve as serve_cli
 from engine.io.snapshot import book_batch, read_snapshot
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
+from engine.service.driver import run
 from engine.service.files_adapter import (
     FileJournal,
     FileSink,
@@ -32,8 +33,10 @@ from engine.service.files_adapter import (
     StreamSource,
     file_source,
 )
-from engine.service.loop import Record, Service, ServiceConfig, TickStats, Topics, run
+from engine.service.ports import Record, Topics
 from engine.service.snapshots import Snapshotter, restore
+from engine.service.state import ServiceConfig, TickStats
+from engine.service.tick import Service
 from engine.waterfall.conservation import audit
 from engine.waterfall.profile import Profile
 from engine.waterfall.waterfall import open_fund, run_waterfall

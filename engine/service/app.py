@@ -1,0 +1,273 @@
+"""The service as `clearing serve` runs it: `serve(config)` assembles the parts and drives them.
+
+With `bootstrap_servers` it reads prices and account events from Kafka and publishes
+liquidations, ADL, margin calls, insurance and dead letters there. Without a broker it runs
+the same loop from JSON-lines files (`prices_file` / `events_file`), or, with neither, from
+a built-in synthetic book and price path with a crash in the middle, so the service can be
+tried on a fresh machine; outputs then go to JSON-lines files in `out_dir` (or memory).
+
+On start it restores the newest valid snapshot in `snapshot_dir` (logging the corrupt ones
+it skipped) or opens a fresh book with the insurance fund, seeks the source to the
+snapshot's offsets and replays the journaled ticks after it; it writes snapshots every
+`snapshot_interval_s` seconds or `snapshot_every_ticks` ticks, and on a clean shutdown
+(SIGINT / SIGTERM, end of input, `max_ticks`, `exit_when_idle`, `stop()`).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from engine.book.book import Book
+from engine.book.errors import Rejected
+from engine.book.fixed import parse_decimal, to_units
+from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
+from engine.service import kafka_common
+from engine.service.driver import RunResult, run
+from engine.service.files_adapter import (
+    FileJournal,
+    FileSink,
+    ListStream,
+    MemorySink,
+    StreamSource,
+    file_source,
+    synthetic_price_path,
+)
+from engine.service.kafka_batches import LINGER_MS_DEFAULT
+from engine.service.kafka_python import GROUP_SETTLE_S_DEFAULT, AssignmentChanged, KafkaJournal
+from engine.service.metrics import ServiceMetrics
+from engine.service.snapshots import KEEP_DEFAULT, Snapshotter, restore
+from engine.service.state import ServiceConfig
+from engine.service.tick import Service
+from engine.stress.synthetic import synthetic_book, synthetic_marks
+from engine.waterfall.profile import PROFILES_DIR, Profile, ProfileError
+from engine.waterfall.waterfall import open_fund
+
+DEFAULT_INSTRUMENTS = Path(__file__).resolve().parent.parent / "data" / "instruments.json"
+EXIT_ASSIGNMENT_CHANGED = 3
+SYNTHETIC_INSTRUMENTS = 20
+EMBEDDED_BATCH_RECORDS_DEFAULT = 1000
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """Everything `serve` needs; the fields are `clearing serve`'s options, and error
+    messages about them name those options (`--fund`)."""
+
+    service: ServiceConfig = ServiceConfig()  # topics, shard, band, sweep method
+    # Kafka: None runs embedded (files, or the synthetic path).
+    bootstrap_servers: str | None = None
+    backend: str = "kafka-python"
+    create_topics: int | None = None  # create missing topics, account-events with this many
+    group: str | None = None  # consumer group sharing the account-events partitions
+    linger_ms: int = LINGER_MS_DEFAULT
+    group_settle_s: float = GROUP_SETTLE_S_DEFAULT
+    # Engine: a shipped profile name or a TOML path; the fund's deposit on a fresh start
+    # (decimal text, parsed only when a fresh book is opened).
+    profile: str = "binance-like"
+    instruments: Path = DEFAULT_INSTRUMENTS
+    fund: str = "0"
+    batch_records: int | None = None  # records per partition per tick
+    # Snapshots (and the embedded journal) in snapshot_dir; None: neither.
+    snapshot_dir: Path | None = None
+    snapshot_interval_s: float = 30.0  # 0: off
+    snapshot_every_ticks: int = 0  # 0: off
+    snapshots_keep: int = KEEP_DEFAULT
+    # Operation.
+    metrics_port: int | None = None  # Prometheus /metrics (0: any free port)
+    status_every_s: float = 5.0
+    max_ticks: int | None = None
+    exit_when_idle: bool = False
+    # Embedded (no broker).
+    prices_file: Path | None = None
+    events_file: Path | None = None
+    out_dir: Path | None = None
+    synthetic_accounts: int = 10_000
+    synthetic_steps: int = 300
+    seed: int = 7
+
+    @property
+    def synthetic(self) -> bool:
+        """No broker and no input files: the built-in synthetic book and price path."""
+        return (
+            self.bootstrap_servers is None and self.prices_file is None and self.events_file is None
+        )
+
+
+def load_profile(text: str) -> Profile:
+    """A TOML path (or an existing file), else a shipped profile's name."""
+    path = Path(text)
+    if path.suffix == ".toml" or path.exists():
+        return Profile.load(path)
+    if not (PROFILES_DIR / f"{text}.toml").is_file():
+        raise ProfileError(f"no shipped profile {text!r} and no file {text}")
+    return Profile.shipped(text)
+
+
+def fresh_book(config: ServeConfig, profile: Profile) -> Book:
+    """An empty book on the instrument table (or the synthetic book), with the fund open."""
+    if config.synthetic:
+        n = config.synthetic_accounts
+        book = synthetic_book(n, 3 * n, SYNTHETIC_INSTRUMENTS, seed=config.seed)
+    else:
+        book = Book(InstrumentTable.load(config.instruments), warning_rate=profile.warning_rate)
+    money_step = book.instruments.money_step
+    fund = to_units(parse_decimal(config.fund, "--fund"), money_step, "--fund")
+    if fund < 0:
+        raise Rejected(RejectReason.INVALID_AMOUNT, "--fund must not be negative")
+    open_fund(book, profile, fund)
+    return book
+
+
+def open_service(config: ServeConfig, profile: Profile, log: Callable[[str], None]) -> Service:
+    """The service as of the newest valid snapshot, or on a fresh book."""
+    service = None
+    if config.snapshot_dir is not None:
+        service, recovery = restore(config.snapshot_dir, profile, config.service)
+        for reason in recovery.skipped:
+            log(f"snapshot skipped: {reason}")
+        if recovery.path is not None:
+            log(f"restored {recovery.path} (tick {service.state.tick if service else '?'})")
+    if service is None:
+        service = Service(fresh_book(config, profile), profile, config.service)
+    return service
+
+
+def open_kafka(
+    config: ServeConfig, service: Service, log: Callable[[str], None]
+) -> tuple[Any, Any, Any]:
+    """Source, sink and journal on the broker; the source seeks to the service's offsets."""
+    assert config.bootstrap_servers is not None
+    bootstrap, topics, shard = config.bootstrap_servers, config.service.topics, config.service.shard
+    if config.create_topics:
+        partitions = {name: 1 for name in (topics.prices, *topics.outputs())}
+        partitions[topics.account_events] = config.create_topics
+        kafka_common.create_topics(bootstrap, partitions)
+    kafka_common.create_topics(bootstrap, {topics.journal: 1})
+    options: dict[str, Any] = {"offsets": service.state.offsets, "group": config.group}
+    if config.batch_records:
+        options["batch_records"] = config.batch_records
+    options["settle_s"] = config.group_settle_s
+    options["client_id"] = f"clearing-{shard}"
+    source = kafka_common.make_source(
+        config.backend, bootstrap, topics.prices, topics.account_events, **options
+    )
+    if source.n_event_partitions > 1:
+        service.partition_of_account = kafka_common.AccountPartitions(source.n_event_partitions)
+    log(f"shard {shard}: account-events partitions {source.event_partitions()}")
+    sink = kafka_common.make_sink(config.backend, bootstrap, linger_ms=config.linger_ms)
+    journal = KafkaJournal(bootstrap, topics.journal, shard)
+    return source, sink, journal
+
+
+def open_embedded(config: ServeConfig, service: Service) -> tuple[Any, Any, Any]:
+    """Source (files or the synthetic path), sink (files or memory) and the file journal."""
+    topics = config.service.topics
+    source: Any
+    if config.synthetic:
+        book = service.book
+        # One step of the path (a price per instrument) per tick unless told otherwise.
+        batch = config.batch_records or len(book.instruments)
+        crash = config.synthetic_steps // 2
+        # From the seed's starting marks, not the book's (a restored book has moved on),
+        # so a restart replays the same path.
+        start = synthetic_marks(len(book.instruments), config.seed)
+        values = synthetic_price_path(
+            book.instruments, start, config.synthetic_steps, seed=config.seed, crash_step=crash
+        )
+        stream = ListStream([(None, v) for v in values])
+        source = StreamSource({(topics.prices, 0): stream}, batch_records=batch)
+    else:
+        source = file_source(
+            config.prices_file,
+            config.events_file,
+            prices_topic=topics.prices,
+            events_topic=topics.account_events,
+            batch_records=config.batch_records or EMBEDDED_BATCH_RECORDS_DEFAULT,
+        )
+    source.seek(service.state.offsets)
+    sink = FileSink(config.out_dir) if config.out_dir is not None else MemorySink()
+    journal = None
+    if config.snapshot_dir is not None:
+        journal = FileJournal(config.snapshot_dir / "journal.jsonl")
+    return source, sink, journal
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def serve(
+    config: ServeConfig,
+    *,
+    stop: Callable[[], bool] | None = None,
+    log: Callable[[str], None] = _stderr,
+    started: Callable[[Service], None] | None = None,
+) -> tuple[Service, RunResult, int]:
+    """Run the service until it stops; returns it, what the run did, and the exit status
+    (0, or EXIT_ASSIGNMENT_CHANGED when the consumer group moved partitions)."""
+    profile = load_profile(config.profile)
+    service = open_service(config, profile, log)
+    if config.bootstrap_servers is not None:
+        source, sink, journal = open_kafka(config, service, log)
+    else:
+        source, sink, journal = open_embedded(config, service)
+    snapshots = None
+    if config.snapshot_dir is not None:
+        snapshots = Snapshotter(
+            config.snapshot_dir,
+            every_s=config.snapshot_interval_s,
+            every_ticks=config.snapshot_every_ticks,
+            keep=config.snapshots_keep,
+        )
+    metrics = ServiceMetrics(log_every_s=config.status_every_s, log=log)
+    if config.metrics_port is not None:
+        log(f"metrics on http://127.0.0.1:{metrics.serve(config.metrics_port)}/metrics")
+    stop_requested = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop_requested.set())
+    if started is not None:
+        started(service)
+    status = 0
+    try:
+        result = run(
+            service,
+            source,
+            sink,
+            journal=journal,
+            snapshots=snapshots,
+            metrics=metrics,
+            stop=lambda: stop_requested.is_set() or (stop is not None and stop()),
+            max_ticks=config.max_ticks,
+            exit_when_idle=config.exit_when_idle,
+        )
+    except AssignmentChanged as exc:
+        sink.flush()
+        if snapshots is not None:
+            snapshots.write(service, {"journal_position": journal.position if journal else 0})
+        log(f"error: {exc}")
+        result, status = RunResult(stopped_by="assignment_changed"), EXIT_ASSIGNMENT_CHANGED
+    finally:
+        metrics.close()
+        for part in (source, sink, journal):
+            if part is not None:
+                part.close()
+    liquidated = metrics.counter("accounts_liquidated_total")
+    money = Decimal(1).scaleb(-service.book.instruments.money_decimals)
+    fund_row = service.book.row_of(profile.fund_account_id)
+    log(
+        f"stopped ({result.stopped_by}): {result.ticks} ticks ({result.replayed} replayed),"
+        f" {result.records:,} records, {result.outputs:,} outputs, {liquidated:,.0f} accounts"
+        f" liquidated; fund balance {int(service.book.balance[fund_row]) * money}"
+    )
+    if snapshots is not None and snapshots.written:
+        log(f"snapshot {snapshots.written[-1]}")
+    return service, result, status

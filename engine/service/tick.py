@@ -1,0 +1,362 @@
+"""One tick of the service: a batch of input records in, the output records out,
+deterministic, no I/O of its own.
+
+A tick (Service.tick) takes a batch of records (topic, partition, offset, key, value bytes)
+and returns the output records it publishes, in order:
+
+1. account events, in batch order: validated (engine.service.messages), deduplicated by
+   event id (ids must increase within a partition; one at or below the last seen there is a
+   `duplicate_event_id`), then applied to the book. A fill moves both sides atomically; when
+   the events topic is sharded, each shard applies the sides whose accounts are keyed into
+   the record's partition (the producer sends a fill once per partition involved).
+2. prices, in batch order: validated, `stale_sequence` unless seq rises per symbol, then the
+   band: a price p against the reference r (the last accepted mark) is held, not acted on,
+   when |p - r| x 10^8 > band_rate x r, until `band_confirm` prices in a row lie outside the
+   band on the same side (the market really moved: the last of them is accepted). Accepted
+   prices are conflated: the last one per instrument becomes its mark.
+3. the sweep: engine.risk.incremental.IncrementalSweep (its statuses equal a full sweep's),
+   or a full sweep; nothing runs until every instrument with open positions has a mark.
+4. margin calls: an account entering `margin_call` status gets one event.
+5. the waterfall (engine.waterfall.waterfall.run_waterfall) when a trader account is at
+   `liquidate` or worse, or the insurance fund is below its floor; otherwise it would do
+   nothing, so skipping it changes nothing.
+
+Every rejected record is dead-lettered with its reason and original bytes and changes no
+state (except that a well-formed account event's id counts as seen). The output documents
+and their ids are engine.service.outputs'.
+
+Determinism: the state after a tick depends only on the state before and the batch. How
+records are cut into batches is the source's choice (the Kafka sources cut them
+deterministically when catching up, engine.service.kafka_batches); the driver
+(engine.service.driver.run) journals each tick's end offsets before publishing, and on
+recovery re-cuts the journaled ticks exactly, so a replay after a crash reproduces the run
+that crashed, bit for bit, outputs and ids included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.book.book import (
+    STATUS_LIQUIDATE,
+    STATUS_MARGIN_CALL,
+    Book,
+)
+from engine.book.errors import Rejected
+from engine.book.fixed import RATE_SCALE
+from engine.book.reasons import RejectReason
+from engine.risk.incremental import IncrementalSweep
+from engine.service import messages
+from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
+from engine.service.outputs import (
+    TickOutputs,
+    event_doc,
+    fund_doc,
+    margin_call_doc,
+    rejected_doc,
+    topic_of_event,
+)
+from engine.service.ports import Output, Record, tp_name
+from engine.service.state import ServiceConfig, ServiceState, TickStats
+from engine.waterfall.profile import RESERVED_ACCOUNT_BASE, Profile
+from engine.waterfall.waterfall import Event, SweptRows, WaterfallResult, run_waterfall
+
+
+class Service:
+    """The engine's state behind a stream: a book, a profile and the service state."""
+
+    def __init__(
+        self,
+        book: Book,
+        profile: Profile,
+        config: ServiceConfig | None = None,
+        state: ServiceState | None = None,
+        *,
+        partition_of_account: Callable[[int], int] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if book.index.find(profile.fund_account_id) is None:
+            raise ValueError("the insurance fund's account must be open (engine.waterfall)")
+        self.book = book
+        self.profile = profile
+        self.config = config or ServiceConfig()
+        self.state = state or ServiceState()
+        # None: this instance owns every account (one partition, files, or no sharding).
+        self.partition_of_account = partition_of_account
+        self.clock = clock
+        self.fund_floor = profile.fund_floor_units(book.instruments.money_decimals)
+        self._incremental: IncrementalSweep | None = None
+        self._previous_lot_value: np.ndarray | None = None
+        self._marked_now: set[str] = set()  # symbols whose mark this tick set
+        self._margin_call = np.zeros(book.n_accounts, dtype=bool)
+        rows = book.index.rows(np.asarray(self.state.margin_call, dtype=np.int64))
+        assert (rows >= 0).all(), "margin-call accounts must be in the book"
+        self._margin_call[rows] = True
+        self.last_stats = TickStats()
+        # The journal position saved with the snapshot this service was restored from.
+        self.journal_position = 0
+
+    def extra(self) -> dict[str, Any]:
+        # The flags cover the accounts known at the last sweep; accounts only grow.
+        self.state.margin_call = self.book.account_id[np.flatnonzero(self._margin_call)].tolist()
+        return {"service": self.state.to_extra(self.config.shard)}
+
+    # ----- one tick ----------------------------------------------------------------------
+    def tick(self, records: Sequence[Record]) -> list[Output]:
+        """Apply one batch; returns the outputs in publication order."""
+        topics = self.config.topics
+        state = self.state
+        state.tick += 1
+        stats = TickStats(records=len(records))
+        self.last_stats = stats
+        out = TickOutputs(self.config.shard, state.tick)
+        events, prices = [], []
+        for record in records:
+            name = tp_name(record.topic, record.partition)
+            assert record.offset >= state.offsets.get(name, 0), f"{name}: offset went back"
+            state.offsets[name] = record.offset + 1
+            if record.topic == topics.account_events:
+                events.append(record)
+            elif record.topic == topics.prices:
+                prices.append(record)
+            else:
+                raise AssertionError(f"record from a topic the service does not read: {name}")
+        tick_ts = state.tick_ts
+        instruments = self.book.instruments
+        for record in events:
+            try:
+                event = messages.parse_account_event(record.value, record.key, instruments)
+                tick_ts = max(tick_ts, event.ts)
+                self._apply_event(record, event)
+                stats.account_events += 1
+            except Rejected as exc:
+                self._dead_letter(out, stats, record, exc)
+        accepted: dict[int, PriceUpdate] = {}
+        for record in prices:
+            try:
+                update = messages.parse_price(record.value, record.key, instruments)
+                tick_ts = max(tick_ts, update.ts)
+                if self._price_accepted(update, accepted):
+                    accepted[update.instrument] = update
+                else:
+                    stats.prices_held += 1
+                stats.prices += 1
+            except Rejected as exc:
+                self._dead_letter(out, stats, record, exc)
+        state.tick_ts = tick_ts
+        self._marked_now = set()
+        for _, update in sorted(accepted.items()):
+            self.book.set_mark(update.symbol, update.price)
+            state.mark_seq[update.symbol] = update.seq
+            self._marked_now.add(update.symbol)
+        if self._marks_ready():
+            self._risk(out, stats)
+        elif self._incremental is None:
+            self.book.changed_rows.clear()
+        stats.outputs = out.counts
+        return out.finish(tick_ts)
+
+    def _dead_letter(
+        self, out: TickOutputs, stats: TickStats, record: Record, exc: Rejected
+    ) -> None:
+        stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
+        out.add(self.config.topics.dead_letter, record.key or b"", rejected_doc(record, exc))
+
+    # ----- account events ----------------------------------------------------------------
+    def _owned(self, account: int, partition: int) -> bool:
+        return self.partition_of_account is None or self.partition_of_account(account) == partition
+
+    def _apply_event(self, record: Record, event: messages.AccountEvent) -> None:
+        name = tp_name(record.topic, record.partition)
+        last = self.state.last_event_id.get(name, 0)
+        if event.event_id <= last:
+            raise Rejected(
+                RejectReason.DUPLICATE_EVENT_ID,
+                f"event id {event.event_id} is not above {last}, the last seen in {name}",
+            )
+        # Seen from here on, even if the book refuses it: a redelivery is a duplicate.
+        self.state.last_event_id[name] = event.event_id
+        book = self.book
+        if isinstance(event, Deposit):
+            book.deposit(event.account, event.amount, event_id=event.event_id)
+        elif isinstance(event, Withdraw):
+            book.withdraw(event.account, event.amount, event_id=event.event_id)
+        elif isinstance(event, LeverageChange):
+            book.set_leverage(event.account, event.symbol, event.leverage)
+        else:
+            assert isinstance(event, Fill)
+            sides = [
+                (account, qty, fee)
+                for account, qty, fee in (
+                    (event.buyer, event.qty, event.buyer_fee),
+                    (event.seller, -event.qty, event.seller_fee),
+                )
+                if self._owned(account, record.partition)
+            ]
+            if not sides:
+                raise Rejected(
+                    RejectReason.NOT_OWNED, f"no side of fill {event.event_id} is keyed here"
+                )
+            book.apply_trade(event.symbol, event.price, sides, event_id=event.event_id)
+
+    # ----- prices ------------------------------------------------------------------------
+    def _price_accepted(self, update: PriceUpdate, accepted: dict[int, PriceUpdate]) -> bool:
+        state, symbol = self.state, update.symbol
+        last_seq = state.last_price_seq.get(symbol, -1)
+        if update.seq <= last_seq:
+            raise Rejected(
+                RejectReason.STALE_SEQUENCE, f"{symbol}: seq {update.seq} is not above {last_seq}"
+            )
+        state.last_price_seq[symbol] = update.seq
+        band = self.config.band_rate
+        if update.instrument in accepted:
+            reference = accepted[update.instrument].price
+        elif self.book.mark_set[update.instrument]:
+            reference = int(self.book.mark[update.instrument])
+        else:
+            reference = 0
+        if band == 0 or reference == 0:
+            state.held.pop(symbol, None)
+            return True
+        if abs(update.price - reference) * RATE_SCALE <= band * reference:
+            state.held.pop(symbol, None)
+            return True
+        side = 1 if update.price > reference else -1
+        held = state.held.get(symbol)
+        count = held[1] + 1 if held is not None and held[0] == side else 1
+        if count >= self.config.band_confirm:
+            state.held.pop(symbol, None)
+            return True
+        state.held[symbol] = [side, count]
+        return False
+
+    def _marks_ready(self) -> bool:
+        book = self.book
+        if book.mark_set.all():
+            return True
+        book.compact()
+        return bool(book.mark_set[book.pos_instrument[book.pos_qty != 0]].all())
+
+    # ----- risk --------------------------------------------------------------------------
+    def _now(self) -> float:
+        return self.clock() if self.clock is not None else 0.0
+
+    def _risk(self, out: TickOutputs, stats: TickStats) -> None:
+        book, profile = self.book, self.profile
+        started = self._now()
+        incremental = self._choose_incremental()
+        if incremental is not None:
+            result = incremental.tick()
+            rows, equity, maintenance, status = (
+                result.rows,
+                result.equity,
+                result.maintenance_margin,
+                result.status,
+            )
+            stats.full_sweep = result.full_sweep
+        else:
+            risk = book.sweep(with_initial_margin=False)
+            book.changed_rows.clear()
+            rows = np.arange(book.n_accounts, dtype=np.int64)
+            equity, maintenance, status = risk.equity, risk.maintenance_margin, risk.status
+            stats.full_sweep = True
+        stats.swept_accounts = len(rows)
+        stats.sweep_s = self._now() - started
+        trader = book.account_id[rows] < RESERVED_ACCOUNT_BASE
+        trader &= book.account_id[rows] != profile.fund_account_id
+        trader &= book.account_id[rows] != profile.unwind_account_id
+        self._margin_calls(out, rows, equity, maintenance, status, trader)
+        breached = bool((trader & (status >= STATUS_LIQUIDATE)).any())
+        fund_short = book.account_margin(profile.fund_account_id)[0] < self.fund_floor
+        if not (breached or fund_short):
+            return
+        started = self._now()
+        swept = SweptRows(rows, equity, maintenance, status)
+        waterfall = run_waterfall(book, profile, swept=swept)
+        stats.waterfall = True
+        stats.accounts_liquidated = waterfall.accounts_liquidated
+        stats.waterfall_s = self._now() - started
+        self._waterfall_outputs(out, waterfall)
+
+    def _choose_incremental(self) -> IncrementalSweep | None:
+        """The incremental sweep when it helps, None for a plain full sweep.
+
+        Both give the exact statuses; only the cost differs. A move beyond
+        `incremental_move_max` (relative, over all instruments) reaches so many accounts that
+        the index would re-anchor (a full sweep plus a sort) every tick: then a plain full
+        sweep is cheaper, and the index is rebuilt at the first quiet tick after.
+        """
+        lot_value = self.book.mark_lot_value
+        previous, self._previous_lot_value = self._previous_lot_value, lot_value.copy()
+        limit = self.config.incremental_move_max
+        if not self.config.incremental:
+            return None
+        if self._incremental is not None and self._incremental.max_relative_move() > limit:
+            self._incremental = None
+        if self._incremental is None and _relative_move(previous, lot_value) <= limit:
+            self._incremental = IncrementalSweep(self.book)
+        return self._incremental
+
+    def _margin_calls(
+        self,
+        out: TickOutputs,
+        rows: np.ndarray,
+        equity: np.ndarray,
+        maintenance: np.ndarray,
+        status: np.ndarray,
+        trader: np.ndarray,
+    ) -> None:
+        n = self.book.n_accounts
+        now = np.zeros(n, dtype=bool)
+        in_call = (status == STATUS_MARGIN_CALL) & trader
+        now[rows[in_call]] = True
+        before = np.zeros(n, dtype=bool)
+        before[: len(self._margin_call)] = self._margin_call
+        entered = np.nonzero(now & ~before)[0]
+        self._margin_call = now
+        if not len(entered):
+            return
+        money = self.book.instruments.money_decimals
+        where = np.searchsorted(rows, entered)
+        for row, i in zip(entered.tolist(), where.tolist(), strict=True):
+            e, mm = int(equity[i]), int(maintenance[i])
+            account = int(self.book.account_id[row])
+            out.add(
+                self.config.topics.margin_calls,
+                messages.account_key(account),
+                margin_call_doc(account, e, mm, money),
+            )
+
+    def _waterfall_outputs(self, out: TickOutputs, result: WaterfallResult) -> None:
+        topics = self.config.topics
+        for event in result.events:
+            key = messages.account_key(event.account_id)
+            out.add(topic_of_event(topics, event.kind), key, self._event_doc(event))
+        fund = self.profile.fund_account_id
+        money = self.book.instruments.money_decimals
+        out.add(topics.insurance, messages.account_key(fund), fund_doc(result, fund, money))
+
+    def _event_doc(self, event: Event) -> dict[str, Any]:
+        doc = event_doc(self.book, event, self.state.mark_seq.get(event.symbol))
+        if event.symbol:
+            # True when this tick's price moved that mark (so that price message triggered
+            # it); false for a position of an account breached by another instrument's move.
+            doc["mark_in_tick"] = event.symbol in self._marked_now
+        return doc
+
+
+def _relative_move(before: np.ndarray | None, after: np.ndarray) -> float:
+    """max |after - before| / before over instruments (inf when one left zero); a screening
+    figure in floats, it picks a sweep method and decides nothing."""
+    if before is None or len(before) != len(after):
+        return np.inf
+    if ((before == 0) & (after != 0)).any():
+        return np.inf
+    moved = before != 0
+    if not moved.any():
+        return 0.0
+    b = before[moved].astype(np.float64)
+    return float((np.abs(after[moved].astype(np.float64) - b) / b).max())
