@@ -28,12 +28,7 @@ from engine.service.ports import Topics
 from engine.service.tick import Service
 from engine.waterfall.conservation import audit
 from engine.waterfall.profile import Profile
-from tests.service.test_service_loop import (
-    TS0,
-    batch_reference,
-    published_events,
-    scenario,
-)
+from tests.service.scenario import TS0, batch_reference, published_events, scenario
 
 pytestmark = pytest.mark.kafka
 EVENT_PARTITIONS = 3
