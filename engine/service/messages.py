@@ -16,7 +16,7 @@ Schemas (schema version `v` = 1; see docs/service.md for examples):
 - price (key: symbol): symbol, ts (event time, ms), seq (per symbol, increasing), and
   either `mark_price` or `index_prices` {source: price, ...}. The index is the median of the
   sources; with an even count the lower middle one (an exact tick, no averaging). The mark
-  is that price; the service then holds it if it jumps outside the band (engine.service.loop).
+  is that price; the service then holds it if it jumps outside the band (engine.service.tick).
 - account event (key: the account id in decimal): type, event_id (increasing within its
   partition), ts, and per type: deposit / withdraw {account, amount}; fill {symbol, price,
   qty > 0, buyer, seller, buyer_fee, seller_fee} (the buyer gets +qty); leverage {account,
@@ -440,7 +440,7 @@ def account_key(account: int) -> bytes:
 def routing_keys(doc: dict[str, Any], partition_of: Any = None) -> list[bytes]:
     """The keys to send an account event under: its account; a fill once per side whose
     account is keyed into a different partition (`partition_of(key) -> partition`), so each
-    shard sees the fill and applies the side it owns (engine.service.loop)."""
+    shard sees the fill and applies the side it owns (engine.service.tick)."""
     if doc["type"] != "fill":
         return [account_key(int(doc["account"]))]
     buyer, seller = account_key(int(doc["buyer"])), account_key(int(doc["seller"]))
