@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from engine.book.book import Book
-from engine.stress.scenario import Scenario, ScenarioError
-from engine.stress.simulator import SimulationResult, simulate
+from engine.stress.scenario_model import Scenario, ScenarioError
+from engine.stress.simulation_result import SimulationResult
+from engine.stress.simulator import simulate
 
 EVALUATIONS_MAX = 200
 MOVE_ROOM = Fraction(99, 100)  # the largest fall is 99% of the price on the steepest market

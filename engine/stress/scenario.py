@@ -1,13 +1,15 @@
-"""Stress scenarios: per-instrument price paths, market depth, the rules and the fund.
+"""Reading a stress scenario: a TOML or JSON document, or a built-in name, into a Scenario
+(engine.stress.scenario_model). The one built-in, `2025-10-11`, is at the end of this file,
+written as a document in the same format; with it the module runs past 400 lines.
 
-A scenario is a TOML or JSON document (or a built-in name, `2025-10-11`):
+A scenario document:
 
     name = "my-crash"
     duration_s = 86400          # the path runs from t = 0 to duration_s
     step_s = 60                 # one cascade step per step_s (the charts' "per minute")
     profile = "binance-like"    # a shipped profile name, a profile file, or an inline table
     insurance_fund = "5000000"  # currency units deposited into the fund at t = 0
-    instruments = "inst.json"   # an instrument file, or an inline table (engine.instruments)
+    instruments = "inst.json"   # an instrument file, or an inline table (engine.book.instruments)
 
     [impact]                    # defaults for every market; a market may override each key
     k = "0.02"                  # impact = k * (volume / depth) ^ alpha, as a fraction of price
@@ -15,7 +17,7 @@ A scenario is a TOML or JSON document (or a built-in name, `2025-10-11`):
     recovery_half_life_s = 600  # the impact decays back to the path; 0: it never does
 
     [book]                      # the book the scenario runs on
-    accounts = 100000           # a synthetic crash book (engine.synthetic.crash_book) ...
+    accounts = 100000           # a synthetic crash book (engine.stress.synthetic.crash_book) ...
     seed = 11
     long_share = "0.75"
     reference_accounts = 1600000  # depth and fund are sized for this many accounts
@@ -41,7 +43,6 @@ from __future__ import annotations
 import csv
 import json
 import tomllib
-from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -49,119 +50,11 @@ from typing import Any
 
 from engine.book.fixed import FixedPointError, parse_decimal
 from engine.book.instruments import InstrumentError, InstrumentTable
+from engine.stress.scenario_model import BookSpec, ImpactModel, MarketPath, Scenario, ScenarioError
 from engine.waterfall.profile import DEFAULT_PROFILE, Profile, ProfileError
 
 STEPS_MAX = 1_000_000
 DURATION_MAX_S = 366 * 86_400
-
-
-class ScenarioError(ValueError):
-    """A malformed scenario; the message names the offending key."""
-
-
-@dataclass(frozen=True)
-class ImpactModel:
-    """impact = k * (volume / depth) ^ alpha (a fraction of the price), decaying over time."""
-
-    k: Decimal
-    alpha: Decimal
-    recovery_half_life_s: int  # 0: the impact is permanent
-
-
-@dataclass(frozen=True)
-class MarketPath:
-    symbol: str
-    start: Decimal | None  # price at t = 0; None: the book's mark when the run starts
-    depth: Decimal  # currency units
-    impact: ImpactModel
-    weight: Decimal
-    moves: tuple[tuple[int, Fraction], ...]  # (t_s, change from start), t increasing
-    shock: tuple[int, Fraction] | None  # (at_s, change)
-    replay: tuple[tuple[int, Fraction], ...]  # (t_s, price), t increasing
-
-    def price_at(self, t_s: int, start: Fraction) -> Fraction:
-        """The exogenous price (currency units, exact) at t_s, before any impact."""
-        if self.replay:
-            price = start
-            for tick_t, tick_price in self.replay:
-                if tick_t > t_s:
-                    break
-                price = tick_price
-        else:
-            price = start * (1 + _interpolate(self.moves, t_s))
-        if self.shock is not None and t_s >= self.shock[0]:
-            price *= 1 + self.shock[1]
-        return price
-
-
-def _interpolate(points: tuple[tuple[int, Fraction], ...], t_s: int) -> Fraction:
-    if not points:
-        return Fraction(0)
-    if t_s <= points[0][0]:
-        return points[0][1]
-    for (t0, c0), (t1, c1) in zip(points, points[1:], strict=False):
-        if t_s <= t1:
-            return c0 + (c1 - c0) * Fraction(t_s - t0, t1 - t0)
-    return points[-1][1]
-
-
-@dataclass(frozen=True)
-class BookSpec:
-    accounts: int
-    seed: int
-    long_share: Decimal
-    reference_accounts: int
-    snapshot: Path | None
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
-    duration_s: int
-    step_s: int
-    profile: Profile
-    insurance_fund: Decimal  # currency units
-    instruments: InstrumentTable | None  # None: the snapshot's
-    markets: tuple[MarketPath, ...]
-    book: BookSpec
-
-    def times(self) -> list[int]:
-        return list(range(0, self.duration_s + 1, self.step_s))
-
-    def market(self, symbol: str) -> MarketPath:
-        for market in self.markets:
-            if market.symbol == symbol:
-                return market
-        raise ScenarioError(f"markets: no market {symbol!r}")
-
-    def scaled(self, accounts: int) -> Scenario:
-        """The scenario on a book of `accounts` accounts: depth and fund in proportion."""
-        if not accounts > 0:
-            raise ScenarioError("book.accounts: must be positive")
-        ratio = Decimal(accounts) / Decimal(self.book.reference_accounts)
-        return replace(
-            self,
-            insurance_fund=_money(self.insurance_fund * ratio),
-            markets=tuple(replace(m, depth=_money(m.depth * ratio)) for m in self.markets),
-            book=replace(self.book, accounts=accounts, reference_accounts=accounts),
-        )
-
-    def shocked(self, change: dict[str, Fraction]) -> Scenario:
-        """One step at t = 0: each market jumps by `change[symbol]` from its start and the
-        cascade runs to its fixed point (the reverse stress test's single evaluation)."""
-        markets = []
-        for market in self.markets:
-            move = change.get(market.symbol, Fraction(0))
-            if not move > -1:
-                raise ScenarioError(f"{market.symbol}: a move of {move} leaves no price")
-            markets.append(replace(market, moves=((0, move),), shock=None, replay=()))
-        return replace(self, duration_s=0, step_s=1, markets=tuple(markets))
-
-
-def _money(value: Decimal) -> Decimal:
-    # Cents are far below any depth or fund that matters, and keep the value on any money grid.
-    return value.quantize(Decimal("0.01"))
 
 
 # ----- loading ---------------------------------------------------------------------------
@@ -436,10 +329,10 @@ def _instruments(value: Any, base: Path | None) -> InstrumentTable | None:
 
 # ----- the built-in 2025-10-11 scenario ---------------------------------------------------
 # About 24 hours from 2025-10-10 12:00 UTC. The crash came in the evening (UTC): a slide
-# from about 20:00, the fall between 21:00 and 21:20, then a partial recovery. Levels after
-# the seeds (BTC ~122k -> ~102k, ETH -22%, alts -60% to -99% at their lows); the alts are
+# from about 20:00, the fall between 21:00 and 21:20, then a partial recovery. Levels as
+# reported for the day (BTC ~122k -> ~102k, ETH -22%, alts -60% to -99% at their lows); the alts are
 # synthetic names, not claims about any real coin. Depth and fund are sized for 1.6 million
-# accounts (the seeds' count of liquidated traders) and scale down with the book.
+# accounts (the reported count of liquidated traders) and scale down with the book.
 _CRASH_T = (0, 28_800, 32_400, 33_600, 34_800, 43_200, 86_400)  # 12:00, 20:00, 21:00, ...
 
 _BTC_TIERS = [

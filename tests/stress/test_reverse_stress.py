@@ -13,7 +13,8 @@ import pytest
 
 from engine.book.book import Book
 from engine.stress.reverse import evaluate, move_limit, reverse_stress, uniform_direction
-from engine.stress.scenario import Scenario, ScenarioError, load_scenario
+from engine.stress.scenario import load_scenario
+from engine.stress.scenario_model import Scenario, ScenarioError
 from engine.stress.synthetic import crash_book
 
 ACCOUNTS = 400
