@@ -12,7 +12,8 @@ import argparse
 from fractions import Fraction
 from pathlib import Path
 
-from engine.cli.stress import EXIT_OK, ReverseOptions, execute
+from engine.cli.exit_codes import EXIT_OK
+from engine.stress.run import ReverseOptions, execute
 from engine.stress.scenario import load_scenario
 
 SCENARIO = "2025-10-11"

@@ -1,18 +1,12 @@
-"""Arguments and loading shared by the batch subcommands that read a book from files
-(`risk`, `liquidate`, `settle`): one definition of the options and of how the files become
-a book, so the commands cannot drift apart."""
+"""Arguments shared by the subcommands: one definition of each option, so the commands
+cannot drift apart. How the files become a book is engine.io.book_inputs."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from engine.book.book import Book
 from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
-from engine.book.instruments import InstrumentTable
-from engine.io.tables import Accounts, Marks, Positions
 
 
 def add_book_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -26,9 +20,23 @@ def add_book_arguments(parser: argparse.ArgumentParser, *, required: bool = True
     )
 
 
+def add_out_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", required=True, type=Path, help="output directory")
+
+
 def add_marks_and_out_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--marks", required=True, type=Path, help="symbol, mark_price")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    add_out_argument(parser)
+
+
+def add_warning_level_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """`--warning-level`; None as the default: the profile's."""
+    shown = ": the profile's" if default is None else f" {default}"
+    parser.add_argument(
+        "--warning-level",
+        default=default,
+        help=f"margin call when maintenance margin >= this x equity (default{shown})",
+    )
 
 
 def warning_rate(text: str, option: str = "--warning-level") -> int:
@@ -37,36 +45,3 @@ def warning_rate(text: str, option: str = "--warning-level") -> int:
     if not 0 < rate <= RATE_SCALE:
         raise FixedPointError(f"{option}: must be above 0 and at most 1, got {text}")
     return rate
-
-
-def book_from_inputs(
-    instruments: InstrumentTable,
-    accounts: Accounts,
-    positions: Positions,
-    marks: Marks | None,
-    *,
-    warning_rate: int,
-) -> Book:
-    """The book of the files, validated as a whole, marked at `marks` when given."""
-    book = Book.from_arrays(
-        instruments,
-        accounts.account_id,
-        accounts.balance,
-        positions.account_id,
-        positions.instrument,
-        positions.qty,
-        positions.cost,
-        positions.leverage,
-        warning_rate=warning_rate,
-    )
-    if marks is not None:
-        for inst, price in zip(marks.instrument.tolist(), marks.price.tolist(), strict=True):
-            book.set_mark(instruments.instruments[inst].symbol, price)
-    return book
-
-
-def nets_to_zero(instruments: InstrumentTable, positions: Positions) -> bool:
-    """Open interest nets to zero in every instrument (a closed book)."""
-    open_interest = np.zeros(len(instruments), dtype=np.int64)
-    np.add.at(open_interest, positions.instrument, positions.qty)
-    return not open_interest.any()

@@ -3,27 +3,12 @@
 Inputs are those of `clearing risk` (instruments, accounts, positions, marks) plus the rules,
 `--profile FILE` (default: the shipped binance-like profile), and the insurance fund's
 opening balance, `--insurance-fund AMOUNT` (a decimal in the money currency, deposited into
-the fund's account before the tick). Account ids from 2^62 up are the house's (funds, the
-unwind counterparty) and are refused in the input. The book is swept at the marks and the
-waterfall runs once (engine.waterfall.run_waterfall). Written to --out:
-
-- events.parquet: one row per action (liquidation of a position, liquidation fee,
-  takeover, insurance payout, ADL, socialized loss, unallocated loss) in the order taken:
-  kind, event id, account, symbol (null for money-only actions), qty (lots at the lot's
-  places, signed as the trader's position), price (the execution price), amount (the money
-  the action moved) and notional (|qty| x price), each decimal as float64 and exact text.
-- ledger.parquet: every posting of the book (engine.ledger.Ledger.to_arrow), opening
-  balances included.
-- accounts.parquet, positions.parquet: the risk report after the waterfall
-  (engine.risk_report.risk_tables) with `adl_quantile`, the 1-5 ADL lights under the
-  profile's policy (0: out of ADL's reach; per account, its highest position).
-- insurance.parquet: one row: the fund's balance and equity before and after the tick and
-  the waterfall's totals (fees, takeover surplus, payouts, ADL shortfall / taken /
-  overshoot, socialized, unallocated, debt kept).
+the fund's account before the tick). The tick and the files it writes (events, ledger,
+accounts, positions, insurance) are engine.reports.liquidation_report's.
 
 On stderr: one line per action type (count and money moved), the fund before and after,
-the conservation check (engine.conservation.audit; open interest too when the input book
-nets to zero per instrument) and the time of each stage (the waterfall's alone). Exit status 0.
+the conservation check (open interest too when the input book nets to zero per instrument)
+and the time of each stage (the waterfall's alone). Exit status 0.
 """
 
 from __future__ import annotations
@@ -34,53 +19,20 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
+from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
-    book_from_inputs,
-    nets_to_zero,
+    add_warning_level_argument,
     warning_rate,
 )
-from engine.io.tables import read_book_inputs, write_tables
-from engine.reports.risk_tables import decimal_columns, risk_tables
-from engine.waterfall.adl import account_adl_quantiles, adl_quantiles
-from engine.waterfall.conservation import audit
+from engine.reports.liquidation_report import liquidation_tick
 from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError
-from engine.waterfall.waterfall import (
-    EVENT_KINDS,
-    NO_INSTRUMENT,
-    WaterfallResult,
-    open_fund,
-    reserved_mask,
-    run_waterfall,
-)
-
-EXIT_OK = 0
-# Money totals of the result written to insurance.parquet, in this order.
-RESULT_MONEY = (
-    "fund_balance_before",
-    "fund_equity_before",
-    "fund_balance_after",
-    "fund_equity_after",
-    "liquidation_fees",
-    "takeover_surplus",
-    "insurance_paid",
-    "debt_kept",
-    "adl_shortfall",
-    "adl_amount",
-    "adl_overshoot",
-    "socialized_amount",
-    "unallocated_loss",
-)
+from engine.waterfall.waterfall import EVENT_KINDS, WaterfallResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -97,11 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="0",
         help="the insurance fund's opening balance, a decimal in the money currency",
     )
-    parser.add_argument(
-        "--warning-level",
-        default=None,
-        help="margin call when maintenance margin >= this x equity (default: the profile's)",
-    )
+    add_warning_level_argument(parser, None)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -122,125 +70,33 @@ def run(args: argparse.Namespace) -> int:
     )
     if not fund_amount >= 0:
         raise FixedPointError(f"--insurance-fund: must not be negative, got {args.insurance_fund}")
-    try:
-        floor = profile.fund_floor_units(money)
-    except ProfileError as exc:
-        raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
-    inputs = read_book_inputs(instruments, args.accounts, args.positions, args.marks)
-    accounts, positions, marks = inputs.accounts, inputs.positions, inputs.marks
-    reserved = np.flatnonzero(reserved_mask(accounts.account_id, profile))
-    if len(reserved):
-        row = int(reserved[0])
-        raise Rejected(
-            RejectReason.RESERVED_ACCOUNT,
-            f"{accounts.path}: row {row + 1}: account id {accounts.account_id[row]} is the"
-            " house's (ids from 2^62 up, and the profile's fund and unwind accounts)",
-        )
-    book = book_from_inputs(instruments, accounts, positions, marks, warning_rate=rate)
-    closed = nets_to_zero(instruments, positions)
-    open_fund(book, profile, fund_amount)
-    loaded = time.perf_counter()
-    result = run_waterfall(book, profile)
-    liquidated = time.perf_counter()
-    audit(book, closed=closed)  # raises ConservationError, naming what differs
-
-    account_table, position_table = risk_tables(book)
-    lights = adl_quantiles(book, profile)
-    live = np.flatnonzero(book.pos_qty != 0)
-    position_table = position_table.append_column(
-        "adl_quantile", pa.array(lights[live], type=pa.int8())
-    )
-    account_table = account_table.append_column(
-        "adl_quantile", pa.array(account_adl_quantiles(book, profile, lights), type=pa.int8())
-    )
-    reported = time.perf_counter()
-    paths = write_tables(
+    arguments_s = time.perf_counter() - started
+    tick = liquidation_tick(
+        profile,
+        instruments,
+        args.accounts,
+        args.positions,
+        args.marks,
         args.out,
-        {
-            "events": events_table(book, result),
-            "ledger": book.ledger.to_arrow(),
-            "accounts": account_table,
-            "positions": position_table,
-            "insurance": insurance_table(book, profile, result, floor),
-        },
+        fund_amount=fund_amount,
+        warning_rate=rate,
     )
-    written = time.perf_counter()
-    seconds = (loaded - started, liquidated - loaded, reported - liquidated, written - reported)
-    _print_summary(book, result, closed, seconds, paths)
+    # The load stage counts from the start: the profile and instruments were read here.
+    load_s, waterfall_s, report_s, write_s = tick.seconds
+    seconds = (arguments_s + load_s, waterfall_s, report_s, write_s)
+    _print_summary(
+        tick.book.instruments.money_decimals, tick.result, tick.closed, seconds, tick.paths
+    )
     return EXIT_OK
 
 
-def _grid(instruments: InstrumentTable, tick: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per instrument: units of 10**-places in one tick (or lot), and the places."""
-    places = [i.price_decimals if tick else i.qty_decimals for i in instruments.instruments]
-    steps = [
-        int((i.tick_size if tick else i.lot_size).scaleb(d))
-        for i, d in zip(instruments.instruments, places, strict=True)
-    ]
-    return np.asarray(steps, dtype=np.int64), np.asarray(places, dtype=np.int64)
-
-
-def _on_grid(
-    name: str, steps: np.ndarray, per_step: np.ndarray, places: np.ndarray, valid: np.ndarray
-) -> dict[str, pa.Array]:
-    """Decimal columns of integer steps (ticks or lots) at their grid's places; null where
-    not valid or where the value does not fit int64 at those places."""
-    fits = np.abs(steps).astype(np.float64) * per_step < 2.0**62
-    units = np.where(fits & valid, steps, 0) * per_step
-    return decimal_columns(name, units, places, valid & fits)
-
-
-def events_table(book: Book, result: WaterfallResult) -> pa.Table:
-    """One row per waterfall action, in order (see the module docstring)."""
-    cols = result.log.columns()
-    instruments = book.instruments
-    money = instruments.money_decimals
-    inst = cols["instrument"]
-    has_inst = inst != NO_INSTRUMENT
-    safe_inst = np.where(has_inst, inst, 0)
-    qty, price = cols["qty"], cols["price"]
-    tick_step, tick_places = _grid(instruments, tick=True)
-    lot_step, lot_places = _grid(instruments, tick=False)
-    tick_value = instruments.tick_value[safe_inst]
-    notional_f = np.abs(qty).astype(np.float64) * price * tick_value
-    notional_fits = has_inst & (notional_f < 2.0**62)
-    notional = np.where(notional_fits, np.abs(qty) * price * tick_value, 0)
-    symbols = pa.array([i.symbol for i in instruments.instruments], type=pa.string())
-    symbol = pc.take(symbols, pa.array(safe_inst, mask=~has_inst, type=pa.int64()))
-    columns: dict[str, pa.Array] = {
-        "seq": pa.array(np.arange(len(inst), dtype=np.int64)),
-        "kind": pc.take(pa.array(EVENT_KINDS), pa.array(cols["kind"])),
-        "event_id": pa.array(cols["event_id"]),
-        "account_id": pa.array(cols["account_id"]),
-        "symbol": symbol,
-    }
-    columns |= _on_grid("qty", qty, lot_step[safe_inst], lot_places[safe_inst], has_inst)
-    columns |= _on_grid("price", price, tick_step[safe_inst], tick_places[safe_inst], has_inst)
-    columns |= decimal_columns("amount", cols["amount"], money)
-    columns |= decimal_columns("notional", notional, money, notional_fits)
-    return pa.table(columns)
-
-
-def insurance_table(book: Book, profile: Profile, result: WaterfallResult, floor: int) -> pa.Table:
-    money = book.instruments.money_decimals
-    columns: dict[str, pa.Array] = {
-        "fund_account_id": pa.array([profile.fund_account_id], type=pa.int64()),
-        "accounts_liquidated": pa.array([result.accounts_liquidated], type=pa.int64()),
-    }
-    columns |= decimal_columns("floor", np.array([floor], dtype=np.int64), money)
-    for name in RESULT_MONEY:
-        columns |= decimal_columns(name, np.array([getattr(result, name)], dtype=np.int64), money)
-    return pa.table(columns)
-
-
 def _print_summary(
-    book: Book,
+    money: int,
     result: WaterfallResult,
     closed: bool,
     seconds: tuple[float, float, float, float],
     paths: list[Path],
 ) -> None:
-    money = book.instruments.money_decimals
     cols = result.log.columns()
 
     def units(value: int) -> str:

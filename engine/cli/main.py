@@ -11,36 +11,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
-
-from engine.book.book import STATUS_NAMES, Book
 from engine.book.errors import Rejected
-from engine.book.fixed import FixedPointError, format_units
-from engine.book.instruments import InstrumentError, InstrumentTable
+from engine.book.fixed import FixedPointError
+from engine.book.instruments import InstrumentError
 from engine.cli import demo as demo_cli
 from engine.cli import inspect as inspect_cli
 from engine.cli import liquidate as liquidate_cli
+from engine.cli import risk as risk_cli
 from engine.cli import serve as serve_cli
 from engine.cli import settle as settle_cli
 from engine.cli import stress as stress_cli
-from engine.cli.inputs import (
-    add_book_arguments,
-    add_marks_and_out_arguments,
-    book_from_inputs,
-    warning_rate,
-)
-from engine.io.tables import read_book_inputs, write_tables
-from engine.reports.risk_tables import risk_tables
-
-EXIT_OK = 0
-EXIT_INPUT = 2  # argparse uses 2 for bad usage too
+from engine.cli.exit_codes import EXIT_INPUT
 
 
 @dataclass(frozen=True)
@@ -51,71 +35,13 @@ class Command:
     run: Callable[[argparse.Namespace], int]
 
 
-# ----- risk ------------------------------------------------------------------------------
-def add_risk_arguments(parser: argparse.ArgumentParser) -> None:
-    add_book_arguments(parser)
-    add_marks_and_out_arguments(parser)
-    parser.add_argument(
-        "--warning-level",
-        default="0.8",
-        help="margin call when maintenance margin >= this x equity (default 0.8)",
-    )
-
-
-def run_risk(args: argparse.Namespace) -> int:
-    started = time.perf_counter()
-    rate = warning_rate(args.warning_level)
-    instruments = InstrumentTable.load(args.instruments)
-    inputs = read_book_inputs(instruments, args.accounts, args.positions, args.marks)
-    book = book_from_inputs(
-        instruments, inputs.accounts, inputs.positions, inputs.marks, warning_rate=rate
-    )
-    loaded = time.perf_counter()
-    account_table, position_table = risk_tables(book)
-    computed = time.perf_counter()
-    paths = write_tables(args.out, {"accounts": account_table, "positions": position_table})
-    written = time.perf_counter()
-    _print_summary(
-        book,
-        position_table.num_rows,
-        paths,
-        (loaded - started, computed - loaded, written - computed),
-    )
-    return EXIT_OK
-
-
-def _print_summary(
-    book: Book, n_positions: int, paths: Sequence[Path], seconds: tuple[float, float, float]
-) -> None:
-    # A second sweep costs milliseconds and keeps risk_tables' signature plain.
-    risk = book.sweep(with_initial_margin=False)
-    money = book.instruments.money_decimals
-    counts = np.bincount(risk.status, minlength=len(STATUS_NAMES))
-    table = Table(title=f"{book.n_accounts:,} accounts, {n_positions:,} positions")
-    table.add_column("status")
-    table.add_column("accounts", justify="right")
-    for name, count in zip(STATUS_NAMES, counts.tolist(), strict=True):
-        table.add_row(name, f"{count:,}")
-    console = Console(stderr=True)
-    console.print(table)
-    # Python ints: a total over millions of accounts may not fit int64.
-    equity = sum(risk.equity.tolist())
-    maintenance = sum(risk.maintenance_margin.tolist())
-    console.print(f"total equity             {format_units(equity, money)}")
-    console.print(f"total maintenance margin {format_units(maintenance, money)}")
-    load_s, compute_s, write_s = seconds
-    console.print(f"load {load_s:.2f} s, risk {compute_s:.2f} s, write {write_s:.2f} s")
-    for path in paths:
-        console.print(f"wrote {path}")
-
-
-RISK = Command(
-    "risk", "margin report of a book at given marks (Parquet out)", add_risk_arguments, run_risk
-)
-
-# More subcommands (liquidate, settle, demo, serve) are added here from their own modules.
 COMMANDS: tuple[Command, ...] = (
-    RISK,
+    Command(
+        "risk",
+        "margin report of a book at given marks (Parquet out)",
+        risk_cli.add_arguments,
+        risk_cli.run,
+    ),
     Command(
         "liquidate",
         "one tick of the liquidation waterfall: liquidation, insurance fund, ADL, socialized loss",

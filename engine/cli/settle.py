@@ -43,7 +43,7 @@ from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_rate, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
-from engine.cli.inputs import book_from_inputs
+from engine.io.book_inputs import book_from_inputs
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.io.tables import (
     Grid,

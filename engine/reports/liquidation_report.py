@@ -1,0 +1,208 @@
+"""One tick of the liquidation waterfall on a book read from files, and its tables.
+
+The book of the input files (engine.io.book_inputs) is refused if it holds a house account
+(ids from 2^62 up, and the profile's fund and unwind accounts); the insurance fund is opened
+with its opening balance, the book swept at the marks and the waterfall run once
+(engine.waterfall.waterfall.run_waterfall), then audited (engine.waterfall.conservation;
+open interest too when the input book nets to zero per instrument). Written to the output
+folder:
+
+- events.parquet: one row per action (liquidation of a position, liquidation fee,
+  takeover, insurance payout, ADL, socialized loss, unallocated loss) in the order taken:
+  kind, event id, account, symbol (null for money-only actions), qty (lots at the lot's
+  places, signed as the trader's position), price (the execution price), amount (the money
+  the action moved) and notional (|qty| x price), each decimal as float64 and exact text.
+- ledger.parquet: every posting of the book (engine.book.ledger.Ledger.to_arrow), opening
+  balances included.
+- accounts.parquet, positions.parquet: the risk report after the waterfall
+  (engine.reports.risk_tables) with `adl_quantile`, the 1-5 ADL lights under the
+  profile's policy (0: out of ADL's reach; per account, its highest position).
+- insurance.parquet: one row: the fund's balance and equity before and after the tick and
+  the waterfall's totals (fees, takeover surplus, payouts, ADL shortfall / taken /
+  overshoot, socialized, unallocated, debt kept).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from engine.book.book import Book
+from engine.book.errors import Rejected
+from engine.book.instruments import InstrumentTable
+from engine.book.reasons import RejectReason
+from engine.io.book_inputs import book_from_inputs, nets_to_zero
+from engine.io.tables import read_book_inputs, write_tables
+from engine.reports.risk_tables import decimal_columns, risk_tables
+from engine.waterfall.adl import account_adl_quantiles, adl_quantiles
+from engine.waterfall.conservation import audit
+from engine.waterfall.profile import Profile, ProfileError
+from engine.waterfall.waterfall import (
+    EVENT_KINDS,
+    NO_INSTRUMENT,
+    WaterfallResult,
+    open_fund,
+    reserved_mask,
+    run_waterfall,
+)
+
+# Money totals of the result written to insurance.parquet, in this order.
+RESULT_MONEY = (
+    "fund_balance_before",
+    "fund_equity_before",
+    "fund_balance_after",
+    "fund_equity_after",
+    "liquidation_fees",
+    "takeover_surplus",
+    "insurance_paid",
+    "debt_kept",
+    "adl_shortfall",
+    "adl_amount",
+    "adl_overshoot",
+    "socialized_amount",
+    "unallocated_loss",
+)
+
+
+@dataclass(frozen=True)
+class LiquidationTick:
+    book: Book  # after the tick
+    result: WaterfallResult
+    closed: bool  # the input book nets to zero per instrument: open interest was audited
+    paths: list[Path]
+    seconds: tuple[float, float, float, float]  # load, waterfall, audit and report, write
+
+
+def liquidation_tick(
+    profile: Profile,
+    instruments: InstrumentTable,
+    accounts_path: Path,
+    positions_path: Path,
+    marks_path: Path,
+    out: Path,
+    *,
+    fund_amount: int,
+    warning_rate: int,
+) -> LiquidationTick:
+    """Read the files, run one tick of the waterfall with the fund opened at `fund_amount`
+    money units, audit it and write the tables under `out` (see the module docstring)."""
+    started = time.perf_counter()
+    try:
+        floor = profile.fund_floor_units(instruments.money_decimals)
+    except ProfileError as exc:
+        raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
+    inputs = read_book_inputs(instruments, accounts_path, positions_path, marks_path)
+    accounts, positions, marks = inputs.accounts, inputs.positions, inputs.marks
+    reserved = np.flatnonzero(reserved_mask(accounts.account_id, profile))
+    if len(reserved):
+        row = int(reserved[0])
+        raise Rejected(
+            RejectReason.RESERVED_ACCOUNT,
+            f"{accounts.path}: row {row + 1}: account id {accounts.account_id[row]} is the"
+            " house's (ids from 2^62 up, and the profile's fund and unwind accounts)",
+        )
+    book = book_from_inputs(instruments, accounts, positions, marks, warning_rate=warning_rate)
+    closed = nets_to_zero(instruments, positions)
+    open_fund(book, profile, fund_amount)
+    loaded = time.perf_counter()
+    result = run_waterfall(book, profile)
+    liquidated = time.perf_counter()
+    audit(book, closed=closed)  # raises ConservationError, naming what differs
+
+    account_table, position_table = adl_risk_tables(book, profile)
+    reported = time.perf_counter()
+    paths = write_tables(
+        out,
+        {
+            "events": events_table(book, result),
+            "ledger": book.ledger.to_arrow(),
+            "accounts": account_table,
+            "positions": position_table,
+            "insurance": insurance_table(book, profile, result, floor),
+        },
+    )
+    written = time.perf_counter()
+    seconds = (loaded - started, liquidated - loaded, reported - liquidated, written - reported)
+    return LiquidationTick(book, result, closed, paths, seconds)
+
+
+def adl_risk_tables(book: Book, profile: Profile) -> tuple[pa.Table, pa.Table]:
+    """The risk tables (accounts, positions) with the ADL light of each row appended."""
+    account_table, position_table = risk_tables(book)
+    lights = adl_quantiles(book, profile)
+    live = np.flatnonzero(book.pos_qty != 0)
+    position_table = position_table.append_column(
+        "adl_quantile", pa.array(lights[live], type=pa.int8())
+    )
+    account_table = account_table.append_column(
+        "adl_quantile", pa.array(account_adl_quantiles(book, profile, lights), type=pa.int8())
+    )
+    return account_table, position_table
+
+
+def _grid(instruments: InstrumentTable, tick: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Per instrument: units of 10**-places in one tick (or lot), and the places."""
+    places = [i.price_decimals if tick else i.qty_decimals for i in instruments.instruments]
+    steps = [
+        int((i.tick_size if tick else i.lot_size).scaleb(d))
+        for i, d in zip(instruments.instruments, places, strict=True)
+    ]
+    return np.asarray(steps, dtype=np.int64), np.asarray(places, dtype=np.int64)
+
+
+def _on_grid(
+    name: str, steps: np.ndarray, per_step: np.ndarray, places: np.ndarray, valid: np.ndarray
+) -> dict[str, pa.Array]:
+    """Decimal columns of integer steps (ticks or lots) at their grid's places; null where
+    not valid or where the value does not fit int64 at those places."""
+    fits = np.abs(steps).astype(np.float64) * per_step < 2.0**62
+    units = np.where(fits & valid, steps, 0) * per_step
+    return decimal_columns(name, units, places, valid & fits)
+
+
+def events_table(book: Book, result: WaterfallResult) -> pa.Table:
+    """One row per waterfall action, in order (see the module docstring)."""
+    cols = result.log.columns()
+    instruments = book.instruments
+    money = instruments.money_decimals
+    inst = cols["instrument"]
+    has_inst = inst != NO_INSTRUMENT
+    safe_inst = np.where(has_inst, inst, 0)
+    qty, price = cols["qty"], cols["price"]
+    tick_step, tick_places = _grid(instruments, tick=True)
+    lot_step, lot_places = _grid(instruments, tick=False)
+    tick_value = instruments.tick_value[safe_inst]
+    notional_f = np.abs(qty).astype(np.float64) * price * tick_value
+    notional_fits = has_inst & (notional_f < 2.0**62)
+    notional = np.where(notional_fits, np.abs(qty) * price * tick_value, 0)
+    symbols = pa.array([i.symbol for i in instruments.instruments], type=pa.string())
+    symbol = pc.take(symbols, pa.array(safe_inst, mask=~has_inst, type=pa.int64()))
+    columns: dict[str, pa.Array] = {
+        "seq": pa.array(np.arange(len(inst), dtype=np.int64)),
+        "kind": pc.take(pa.array(EVENT_KINDS), pa.array(cols["kind"])),
+        "event_id": pa.array(cols["event_id"]),
+        "account_id": pa.array(cols["account_id"]),
+        "symbol": symbol,
+    }
+    columns |= _on_grid("qty", qty, lot_step[safe_inst], lot_places[safe_inst], has_inst)
+    columns |= _on_grid("price", price, tick_step[safe_inst], tick_places[safe_inst], has_inst)
+    columns |= decimal_columns("amount", cols["amount"], money)
+    columns |= decimal_columns("notional", notional, money, notional_fits)
+    return pa.table(columns)
+
+
+def insurance_table(book: Book, profile: Profile, result: WaterfallResult, floor: int) -> pa.Table:
+    money = book.instruments.money_decimals
+    columns: dict[str, pa.Array] = {
+        "fund_account_id": pa.array([profile.fund_account_id], type=pa.int64()),
+        "accounts_liquidated": pa.array([result.accounts_liquidated], type=pa.int64()),
+    }
+    columns |= decimal_columns("floor", np.array([floor], dtype=np.int64), money)
+    for name in RESULT_MONEY:
+        columns |= decimal_columns(name, np.array([getattr(result, name)], dtype=np.int64), money)
+    return pa.table(columns)

@@ -1,0 +1,165 @@
+"""The figures of a stress run: the summary (summary.json) and the tables printed on screen.
+
+- `forward_summary` / `forward_table`: the cascade over the scenario's path: accounts
+  liquidated, notional long and short, the worst step, the insurance fund's start, low and
+  end, fees, ADL, socialized loss;
+- `reverse_summary` / `reverse_table` / `points_table`: the reverse stress test's move, its
+  bracket and every evaluation (`points_table` is reverse_stress.parquet, raw integers).
+
+Money in summary.json is exact decimal text (format_units); on screen it is rounded to the
+cent (`money`) or shortened to k / M / B (`human`), from the integer, never through a float.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from rich.table import Table
+
+from engine.book.fixed import format_units
+from engine.stress.reverse import ReverseStressResult
+from engine.stress.simulator import SimulationResult
+
+# Totals of SimulationResult.totals() that are counts, not money.
+COUNT_TOTALS = frozenset(
+    {"accounts_liquidated", "liquidations", "adl_count", "rounds_max", "steps"}
+)
+
+
+def forward_summary(result: SimulationResult, n_accounts: int, n_positions: int) -> dict[str, Any]:
+    """The forward run's figures for summary.json (money as exact decimal text)."""
+    totals = result.totals()
+    decimals = result.money_decimals
+    per_step = [s.liquidated_long + s.liquidated_short for s in result.steps]
+    peak = int(np.argmax(per_step)) if per_step else 0
+    money_keys = set(totals) - COUNT_TOTALS
+    summary: dict[str, Any] = {
+        "accounts": n_accounts,
+        "positions": n_positions,
+        "peak_step_t_s": result.steps[peak].t_s if per_step else 0,
+        "peak_step_liquidated": format_units(per_step[peak] if per_step else 0, decimals),
+        "fund_exhausted": result.fund_exhausted,
+    }
+    for key, value in totals.items():
+        summary[key] = format_units(value, decimals) if key in money_keys else value
+    return summary
+
+
+def forward_table(result: SimulationResult, summary: dict[str, Any]) -> Table:
+    """The forward run on screen, from its result and its `forward_summary`."""
+    totals = result.totals()
+    decimals = result.money_decimals
+    liquidated = totals["liquidated_long"] + totals["liquidated_short"]
+    long_pct = 100 * totals["liquidated_long"] / liquidated if liquidated else 0.0
+    accounts, positions = summary["accounts"], summary["positions"]
+    table = Table(title=f"{result.scenario}: {accounts:,} accounts, {positions:,} positions")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    share = 100 * totals["accounts_liquidated"] / max(accounts, 1)
+    peak_t = summary["peak_step_t_s"]
+    peak = int(Decimal(summary["peak_step_liquidated"]).scaleb(decimals))
+    rows = [
+        ("accounts liquidated", f"{totals['accounts_liquidated']:,} ({share:.1f}%)"),
+        ("liquidated notional", money(liquidated, decimals)),
+        ("  long / short", f"{long_pct:.1f}% / {100 - long_pct:.1f}%" if liquidated else "-"),
+        ("worst step", f"t+{peak_t // 3600}h{peak_t // 60 % 60:02d}: {money(peak, decimals)}"),
+        ("insurance fund start", money(totals["fund_start"], decimals)),
+        ("insurance fund low", money(totals["fund_low"], decimals)),
+        ("insurance fund end", money(totals["fund_end"], decimals)),
+        ("liquidation fees", money(totals["liquidation_fees"], decimals)),
+        ("takeover surplus", money(totals["takeover_surplus"], decimals)),
+        ("paid for bankrupt accounts", money(totals["insurance_paid"], decimals)),
+        ("unwind slippage (fund PnL)", money(totals["unwind_pnl"], decimals)),
+        ("ADL", f"{totals['adl_count']:,} fills, {money(totals['adl_amount'], decimals)}"),
+        ("socialized loss", money(totals["socialized"], decimals)),
+        ("unallocated at end", money(totals["unallocated_end"], decimals)),
+        ("cascade rounds (max in a step)", f"{totals['rounds_max']}"),
+        ("steps", f"{totals['steps']:,}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, value)
+    return table
+
+
+def reverse_summary(result: ReverseStressResult) -> dict[str, Any]:
+    """The reverse stress test's figures for summary.json (moves as exact decimal text)."""
+    return {
+        "direction": {s: str(d) for s, d in result.direction.items()},
+        "tolerance": str(result.tolerance),
+        "move": None if result.move is None else fraction_text(result.move),
+        "safe_move": None if result.safe_move is None else fraction_text(result.safe_move),
+        "move_max": fraction_text(result.move_max),
+        "evaluations": len(result.points),
+    }
+
+
+def points_table(result: ReverseStressResult) -> pa.Table:
+    """Every evaluation of the reverse stress test, by move (money in raw units)."""
+    points = result.points
+    return pa.table(
+        {
+            "move": pa.array([fraction_text(p.move) for p in points], pa.string()),
+            "move_float": pa.array([float(p.move) for p in points], pa.float64()),
+            "fund_exhausted": pa.array([p.fund_exhausted for p in points]),
+            "fund_low": pa.array([p.fund_low for p in points], pa.int64()),
+            "fund_end": pa.array([p.fund_end for p in points], pa.int64()),
+            "accounts_liquidated": pa.array([p.accounts_liquidated for p in points], pa.int64()),
+            "liquidated_notional": pa.array([p.liquidated_notional for p in points], pa.int64()),
+            "adl_amount": pa.array([p.adl_amount for p in points], pa.int64()),
+            "socialized": pa.array([p.socialized for p in points], pa.int64()),
+            "rounds": pa.array([p.rounds for p in points], pa.int64()),
+        }
+    )
+
+
+def reverse_table(result: ReverseStressResult, decimals: int) -> Table:
+    """The reverse stress test on screen: one row per evaluation, exhausted ones in red."""
+    if result.move is None:
+        title = f"reverse stress: the fund survives every move up to {pct(result.move_max)}"
+    else:
+        title = (
+            f"reverse stress: the fund is exhausted from a move of {pct(result.move)}"
+            f" (bracket {pct(result.tolerance)})"
+        )
+    table = Table(title=title)
+    for name in ("move", "fund low", "liquidated", "notional", "ADL", "socialized"):
+        table.add_column(name, justify="right")
+    for p in result.points:
+        table.add_row(
+            pct(p.move),
+            human(p.fund_low, decimals),
+            f"{p.accounts_liquidated:,}",
+            human(p.liquidated_notional, decimals),
+            human(p.adl_amount, decimals),
+            human(p.socialized, decimals),
+            style="red" if p.fund_exhausted else None,
+        )
+    return table
+
+
+# ----- formatting ------------------------------------------------------------------------
+def pct(value: Fraction) -> str:
+    return f"{100 * float(value):.3f}%"
+
+
+def money(units: int, decimals: int) -> str:
+    """Exact to the cent for display (rounded half-even from the integer, never a float)."""
+    return f"{Decimal(units).scaleb(-decimals).quantize(Decimal('0.01')):,}"
+
+
+def human(units: int, decimals: int) -> str:
+    """Money shortened for a progress line or a narrow column: 1.23B, 4.56M, 7.89k."""
+    value = Decimal(units).scaleb(-decimals)
+    for suffix, size in (("B", Decimal(10) ** 9), ("M", Decimal(10) ** 6), ("k", Decimal(10) ** 3)):
+        if abs(value) >= size:
+            return f"{(value / size).quantize(Decimal('0.01'))}{suffix}"
+    return f"{value.quantize(Decimal('0.01'))}"
+
+
+def fraction_text(value: Fraction) -> str:
+    """A move as decimal text (a bisection's moves are dyadic: exact in a few digits)."""
+    return format(Decimal(value.numerator) / Decimal(value.denominator), "f")
