@@ -2,7 +2,7 @@
 
 Times the native exact sweep and the numpy baseline of the same computation on the same
 synthetic book in this process, and prints medians and the ratio. No thresholds: numbers,
-not verdicts (targets are in the issues and the closing notes).
+not verdicts (the README's benchmark section has the headline figures).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Seeded synthetic books for benchmarks, the demo and tests: columns, not Python objects.
 
-Leverage mix after the seeds (about 60% of traders at 5x or more, 20% at 10x, a tail to
-100x), a long bias, and heavy-tailed sizes. The same seed gives the same book, bit for bit.
+Leverage mix of a retail crowd on a crash day (about 60% of traders at 5x or more, 20% at
+10x, a tail to 100x), a long bias, and heavy-tailed sizes. The same seed gives the same
+book, bit for bit.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def synthetic_book(
     return book
 
 
-# Leverage mix after the seeds: 60% of traders at 5x or more, 20% at 10x, a tail to 100x.
+# Leverage mix of a retail crowd on a crash day: 60% of traders at 5x or more, 20% at 10x,
+# a tail to 100x.
 CRASH_LEVERAGES = np.array([1, 2, 3, 5, 10, 20, 25, 50, 75, 100], dtype=np.int64)
 CRASH_LEVERAGE_SHARE = np.array([0.10, 0.15, 0.15, 0.20, 0.20, 0.08, 0.04, 0.05, 0.02, 0.01])
 MAKER_LEVERAGE = 2
@@ -115,13 +117,13 @@ def crash_book(
 
     Traders (all but `maker_share` of the accounts) hold 1 + Poisson(0.6) positions in
     instruments drawn by `weights` (share of positions, default equal), long with
-    probability `long_share` (seed 004: 87% of the liquidated notional on 2025-10-11 was
+    probability `long_share` (on 2025-10-11 about 87% of the liquidated notional was
     long), notional 200 + 4000 * Lomax(1.5) USDT (heavy-tailed, capped at 20M), entry within
     a few percent of the mark, one account leverage from CRASH_LEVERAGES capped by the
     tiers, and a balance that puts the account's equity at its notional / leverage.
     The makers take the traders' net open interest per instrument at 2x, so open interest
-    nets to zero (engine.conservation.audit(closed=True) holds). Marks are in ticks, money
-    at the table's money_decimals; the same seed gives the same book, bit for bit.
+    nets to zero (engine.waterfall.conservation.audit(closed=True) holds). Marks are in
+    ticks, money at the table's money_decimals; the same seed gives the same book, bit for bit.
     """
     n_inst = len(instruments)
     marks = np.asarray(marks, dtype=np.int64)
