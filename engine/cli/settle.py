@@ -43,6 +43,7 @@ from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_rate, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
+from engine.cli.exit_codes import EXIT_OK
 from engine.io.book_inputs import book_from_inputs
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.io.tables import (
@@ -65,7 +66,6 @@ from engine.settlement.settlement import (
 )
 from engine.waterfall.profile import PROFILES_DIR, Profile, ProfileError
 
-EXIT_OK = 0
 SNAPSHOT_NAME = "snapshot.arrow"
 # A book this large takes more than a second or so to settle: show a progress bar.
 PROGRESS_MIN_POSITIONS = 500_000
