@@ -4,8 +4,7 @@ Each subcommand is a `Command`: a name, a function that adds its arguments to it
 subparser, and a function that runs it and returns the exit status. A new subcommand lives
 in its own module and is added to COMMANDS; main() owns the shared error handling, so an
 expected failure (bad input, missing file) is one line `error: ...` and exit status 2
-(engine.cli.exit_codes),
-never a traceback.
+(engine.cli.exit_codes), never a traceback.
 """
 
 from __future__ import annotations
