@@ -1,5 +1,8 @@
-"""Exit statuses of the `clearing` command, one definition for every subcommand."""
+"""Exit statuses of the `clearing` command, one definition for every subcommand.
+
+`clearing serve` may also end with engine.service.app.EXIT_ASSIGNMENT_CHANGED (3), which the
+service returns itself: the broker took this instance's partitions away.
+"""
 
 EXIT_OK = 0
 EXIT_INPUT = 2  # an expected failure (bad input, missing file); argparse uses 2 for bad usage too
-EXIT_ASSIGNMENT_CHANGED = 3  # `serve`: the broker took this instance's partitions away

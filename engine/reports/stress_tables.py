@@ -22,7 +22,7 @@ from rich.table import Table
 
 from engine.book.fixed import format_units
 from engine.stress.reverse import ReverseStressResult
-from engine.stress.simulator import SimulationResult
+from engine.stress.simulation_result import SimulationResult
 
 # Totals of SimulationResult.totals() that are counts, not money.
 COUNT_TOTALS = frozenset(

@@ -35,7 +35,8 @@ from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.reports import stress_charts, stress_tables
 from engine.stress.reverse import StressPoint, reverse_stress
 from engine.stress.scenario_model import Scenario
-from engine.stress.simulator import StepRecord, simulate
+from engine.stress.simulation_result import StepRecord
+from engine.stress.simulator import simulate
 from engine.stress.synthetic import crash_book
 
 
