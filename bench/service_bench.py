@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.service import kafka_common, messages
 from engine.service.kafka_common import create_topics, partition_for_key
 from engine.service.ports import Topics
@@ -45,8 +46,8 @@ from engine.service.snapshots import Snapshotter
 from engine.service.state import ServiceConfig
 from engine.service.tick import Service
 from engine.stress.synthetic import USDT, synthetic_book
+from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import Profile
-from engine.waterfall.waterfall import open_fund
 
 REPO = Path(__file__).resolve().parent.parent
 EVENT_PARTITIONS = 3
@@ -166,7 +167,7 @@ def run_one(args: argparse.Namespace, backend: str, bootstrap: str) -> dict[str,
     result["book_build_s"] = round(time.perf_counter() - started, 2)
     marks = book.mark.copy()
     symbols = [inst.symbol for inst in book.instruments.instruments]
-    account_ids = book.account_id[book.account_id < 2**62].copy()
+    account_ids = book.account_id[book.account_id < RESERVED_ACCOUNT_BASE].copy()
     del book, snapshotter
 
     port = _free_port()

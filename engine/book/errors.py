@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from engine.book.reasons import RejectReason
 
 
@@ -13,3 +15,12 @@ class Rejected(ValueError):
         super().__init__(f"{code}: {message}")
         self.reason = code
         self.detail = message
+
+
+def as_int(value: object, what: str) -> int:
+    """`value` as a Python int, refusing bools, floats and anything not an integer."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise Rejected(
+            RejectReason.INVALID_VALUE, f"{what} must be an integer number of units, got {value!r}"
+        )
+    return int(value)

@@ -31,8 +31,8 @@ from engine.cli.inputs import (
     warning_rate,
 )
 from engine.reports.liquidation_report import liquidation_tick
+from engine.waterfall.events import EVENT_KINDS, WaterfallResult
 from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError
-from engine.waterfall.waterfall import EVENT_KINDS, WaterfallResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

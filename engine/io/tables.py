@@ -34,19 +34,24 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
-from engine.book.book import DEFAULT_LEVERAGE, LEVERAGE_MAX
 from engine.book.errors import Rejected
-from engine.book.fixed import INT64_MAX, INT64_MIN, decimals_of
+from engine.book.fixed import decimals_of
 from engine.book.instruments import InstrumentTable
+from engine.book.limits import (
+    DEFAULT_LEVERAGE,
+    INT64_MAX,
+    INT64_MIN,
+    LEVERAGE_MAX,
+    POSITION_TICK_VALUE_MAX,
+    RESERVED_ACCOUNT_BASE,
+    VALUE_MAX,
+)
 from engine.book.reasons import RejectReason
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE
 
 ACCOUNT_COLUMNS = ("account_id", "balance")
 POSITION_COLUMNS = ("account_id", "symbol", "qty", "entry_price")
 POSITION_OPTIONAL_COLUMNS = ("leverage",)
 MARK_COLUMNS = ("symbol", "mark_price")
-# |qty| * tick_value and |cost| stay below this (the book's limit for every position).
-POSITION_VALUE_MAX = 2**62
 DECIMAL_PRECISION = 38  # digits of decimal128
 # Account ids below DENSE_IDS_FACTOR x count + DENSE_IDS_SLACK are looked up in a table.
 DENSE_IDS_FACTOR = 4
@@ -433,7 +438,7 @@ def read_positions(
         raise qty_col.reject(RejectReason.INVALID_QTY, row, "qty must not be zero")
     tick_value = instruments.tick_value[inst]
     # Both bounds are the book's: the value of one tick stays below 2**62, and so does cost.
-    row = _first(np.abs(qty) > POSITION_VALUE_MAX // tick_value)
+    row = _first(np.abs(qty) > POSITION_TICK_VALUE_MAX // tick_value)
     if row is not None:
         raise qty_col.reject(RejectReason.OUT_OF_RANGE, row, "position too large")
     entry_col = _Column(path, "entry_price")
@@ -442,7 +447,7 @@ def read_positions(
     if row is not None:
         raise entry_col.reject(RejectReason.INVALID_PRICE, row, "entry price must be positive")
     tick_value_abs = np.abs(qty) * tick_value
-    row = _first(entry > POSITION_VALUE_MAX // tick_value_abs)
+    row = _first(entry > VALUE_MAX // tick_value_abs)
     if row is not None:
         raise entry_col.reject(RejectReason.OUT_OF_RANGE, row, "qty x entry price is too large")
     cost = qty * tick_value * entry

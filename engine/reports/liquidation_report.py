@@ -3,7 +3,7 @@
 The book of the input files (engine.io.book_inputs) is refused if it holds a house account
 (ids from 2^62 up, and the profile's fund and unwind accounts); the insurance fund is opened
 with its opening balance, the book swept at the marks and the waterfall run once
-(engine.waterfall.waterfall.run_waterfall), then audited (engine.waterfall.conservation;
+(engine.waterfall.run.run_waterfall), then audited (engine.waterfall.conservation;
 open interest too when the input book nets to zero per instrument). Written to the output
 folder:
 
@@ -35,21 +35,17 @@ import pyarrow.compute as pc
 from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
+from engine.book.limits import VALUE_MAX
 from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, nets_to_zero
 from engine.io.tables import read_book_inputs, write_tables
 from engine.reports.risk_tables import decimal_columns, risk_tables
-from engine.waterfall.adl import account_adl_quantiles, adl_quantiles
 from engine.waterfall.conservation import audit
-from engine.waterfall.profile import Profile, ProfileError
-from engine.waterfall.waterfall import (
-    EVENT_KINDS,
-    NO_INSTRUMENT,
-    WaterfallResult,
-    open_fund,
-    reserved_mask,
-    run_waterfall,
-)
+from engine.waterfall.events import EVENT_KINDS, NO_INSTRUMENT, WaterfallResult
+from engine.waterfall.fund import open_fund
+from engine.waterfall.profile import Profile, ProfileError, reserved_mask
+from engine.waterfall.quantiles import account_adl_quantiles, adl_quantiles
+from engine.waterfall.run import run_waterfall
 
 # Money totals of the result written to insurance.parquet, in this order.
 RESULT_MONEY = (
@@ -160,7 +156,7 @@ def _on_grid(
 ) -> dict[str, pa.Array]:
     """Decimal columns of integer steps (ticks or lots) at their grid's places; null where
     not valid or where the value does not fit int64 at those places."""
-    fits = np.abs(steps).astype(np.float64) * per_step < 2.0**62
+    fits = np.abs(steps).astype(np.float64) * per_step < float(VALUE_MAX)
     units = np.where(fits & valid, steps, 0) * per_step
     return decimal_columns(name, units, places, valid & fits)
 
@@ -178,7 +174,7 @@ def events_table(book: Book, result: WaterfallResult) -> pa.Table:
     lot_step, lot_places = _grid(instruments, tick=False)
     tick_value = instruments.tick_value[safe_inst]
     notional_f = np.abs(qty).astype(np.float64) * price * tick_value
-    notional_fits = has_inst & (notional_f < 2.0**62)
+    notional_fits = has_inst & (notional_f < float(VALUE_MAX))
     notional = np.where(notional_fits, np.abs(qty) * price * tick_value, 0)
     symbols = pa.array([i.symbol for i in instruments.instruments], type=pa.string())
     symbol = pc.take(symbols, pa.array(safe_inst, mask=~has_inst, type=pa.int64()))

@@ -30,8 +30,9 @@ import pyarrow.compute as pc
 from engine._native import NULL_PRICE
 from engine.book.book import STATUS_NAMES, Book
 from engine.book.errors import Rejected
-from engine.book.fixed import INT64_MAX, format_units
+from engine.book.fixed import format_units
 from engine.book.instruments import InstrumentTable
+from engine.book.limits import INT64_MAX
 from engine.book.reasons import RejectReason
 
 ENTRY_EXTRA_DECIMALS = 4

@@ -31,8 +31,9 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator
 from engine.book.book import STATUS_NAMES, Book
 from engine.book.fixed import RATE_SCALE, format_units
 from engine.book.ledger import FUNDING_POOL, HOUSE_ACCOUNTS, Reason
+from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.settlement.settlement import SettlementResult
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE, Profile
+from engine.waterfall.profile import Profile
 
 CURRENCY_DEFAULT = "USDT"
 MONEY_PRECISION = 19  # decimal digits: every int64 fits

@@ -25,9 +25,9 @@ from matplotlib.colors import LogNorm  # noqa: E402
 
 from engine._native import NULL_PRICE  # noqa: E402
 from engine.book.book import Book  # noqa: E402
+from engine.book.limits import RESERVED_ACCOUNT_BASE  # noqa: E402
 from engine.stress.reverse import ReverseStressResult  # noqa: E402
 from engine.stress.simulation_result import SimulationResult  # noqa: E402
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE  # noqa: E402
 
 DPI = 110
 LONG_COLOR = "#d62728"

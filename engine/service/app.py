@@ -47,8 +47,8 @@ from engine.service.snapshots import KEEP_DEFAULT, Snapshotter, restore
 from engine.service.state import ServiceConfig
 from engine.service.tick import Service
 from engine.stress.synthetic import synthetic_book, synthetic_marks
+from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import PROFILES_DIR, Profile, ProfileError
-from engine.waterfall.waterfall import open_fund
 
 DEFAULT_INSTRUMENTS = Path(__file__).resolve().parent.parent / "data" / "instruments.json"
 EXIT_ASSIGNMENT_CHANGED = 3

@@ -28,20 +28,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from fractions import Fraction
 from typing import Any
 
 from engine.book.errors import Rejected
-from engine.book.fixed import INT64_MAX, INT64_MIN, FixedPointError, parse_decimal
+from engine.book.fixed import FixedPointError, OutOfRangeError, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
+from engine.book.limits import INT64_MAX, LEVERAGE_MAX
 from engine.book.reasons import RejectReason
 
 SCHEMA_VERSION = 1
 VALUE_BYTES_MAX = 64 * 1024
 INDEX_SOURCES_MAX = 32
-LEVERAGE_MAX = 10_000
 EVENT_TYPES = ("deposit", "withdraw", "fill", "leverage")
-DIGITS_MAX = 40  # decimal exponents beyond this are out of range or off every grid
 
 
 class _NonFinite:
@@ -168,46 +166,14 @@ def _on_grid(
     reason: RejectReason,
     range_reason: RejectReason | None = None,
 ) -> int:
-    """value / step as an exact int64; `reason` when off the grid, `range_reason` (default
-    the same) when beyond int64."""
-    # Bound the exponent before exact arithmetic: "1e999999999" must not build a huge int.
-    if value.adjusted() > DIGITS_MAX:
-        raise Rejected(range_reason or reason, f"{name}: {value} is out of range")
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent < -DIGITS_MAX and value != 0:
-        raise Rejected(reason, f"{name}: {value} is not a multiple of {step}")
-    places = _POWER_OF_TEN_PLACES.get(step)
-    if places is not None:
-        # A step of 10^-d (nearly every grid): shift the decimal point, no fractions.
-        shifted = value.scaleb(places)
-        if shifted != shifted.to_integral_value():
-            raise Rejected(reason, f"{name}: {value} is not a multiple of {step}")
-        number = int(shifted)
-    else:
-        units = Fraction(value) / Fraction(step)
-        if units.denominator != 1:
-            raise Rejected(reason, f"{name}: {value} is not a multiple of {step}")
-        number = units.numerator
-    if not INT64_MIN <= number <= INT64_MAX:
-        raise Rejected(range_reason or reason, f"{name}: {value} is out of range")
-    return number
-
-
-def _power_of_ten_places(step: Decimal) -> int | None:
-    """d when step == 10^-d exactly, else None."""
-    sign, digits, exponent = step.normalize().as_tuple()
-    if sign == 0 and digits == (1,) and isinstance(exponent, int):
-        return -exponent
-    return None
-
-
-class _StepPlaces(dict[Decimal, int | None]):
-    def __missing__(self, step: Decimal) -> int | None:
-        self[step] = _power_of_ten_places(step)
-        return self[step]
-
-
-_POWER_OF_TEN_PLACES = _StepPlaces()
+    """value / step as an exact int64 (engine.book.fixed.to_units); `reason` when off the
+    grid, `range_reason` (default the same) when beyond int64."""
+    try:
+        return to_units(value, step, name)
+    except OutOfRangeError as exc:
+        raise Rejected(range_reason or reason, str(exc)) from None
+    except FixedPointError as exc:
+        raise Rejected(reason, str(exc)) from None
 
 
 def _symbol(doc: dict[str, Any], instruments: InstrumentTable) -> tuple[str, int]:

@@ -24,7 +24,7 @@ from engine.book.errors import Rejected
 from engine.book.fixed import format_units
 from engine.service import messages
 from engine.service.ports import Output, Record, Topics
-from engine.waterfall.waterfall import Event, WaterfallResult
+from engine.waterfall.events import Event, WaterfallResult
 
 # The waterfall's event kinds by output topic.
 LIQUIDATION_KINDS = ("liquidation", "liquidation_fee", "takeover")

@@ -16,9 +16,9 @@ from engine.book.book import STATUS_NAMES
 from engine.book.errors import Rejected
 from engine.book.fixed import format_units
 from engine.book.ledger import HOUSE_ACCOUNTS
+from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE
 
 
 def summarize(path: Path) -> list[str]:

@@ -17,7 +17,7 @@ and returns the output records it publishes, in order:
 3. the sweep: engine.risk.incremental.IncrementalSweep (its statuses equal a full sweep's),
    or a full sweep; nothing runs until every instrument with open positions has a mark.
 4. margin calls: an account entering `margin_call` status gets one event.
-5. the waterfall (engine.waterfall.waterfall.run_waterfall) when a trader account is at
+5. the waterfall (engine.waterfall.run.run_waterfall) when a trader account is at
    `liquidate` or worse, or the insurance fund is below its floor; otherwise it would do
    nothing, so skipping it changes nothing.
 
@@ -47,6 +47,7 @@ from engine.book.book import (
 )
 from engine.book.errors import Rejected
 from engine.book.fixed import RATE_SCALE
+from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.book.reasons import RejectReason
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
@@ -61,8 +62,9 @@ from engine.service.outputs import (
 )
 from engine.service.ports import Output, Record, tp_name
 from engine.service.state import ServiceConfig, ServiceState, TickStats
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE, Profile
-from engine.waterfall.waterfall import Event, SweptRows, WaterfallResult, run_waterfall
+from engine.waterfall.events import Event, WaterfallResult
+from engine.waterfall.profile import Profile
+from engine.waterfall.run import SweptRows, run_waterfall
 
 
 class Service:

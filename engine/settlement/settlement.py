@@ -42,25 +42,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from engine import _native
-from engine.book.book import Book, Risk
+from engine.book.book import Book
 from engine.book.errors import Rejected
-from engine.book.fixed import INT64_MAX, RATE_SCALE
+from engine.book.fixed import RATE_SCALE
 from engine.book.ledger import CLEARING, FEES, FUNDING_POOL, Reason
+from engine.book.limits import FLOAT_SCREEN_MAX, INT64_MAX, VALUE_MAX
 from engine.book.reasons import RejectReason
+from engine.risk.sweep import Risk
 from engine.waterfall.conservation import AuditReport, audit
+from engine.waterfall.events import WaterfallResult
+from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import Profile
-from engine.waterfall.waterfall import WaterfallResult, open_fund, run_waterfall
+from engine.waterfall.run import run_waterfall
 
 # Binance-style defaults for a computed funding rate (per funding interval).
 INTEREST_RATE_DEFAULT = 10_000  # 0.01% per interval (0.03% a day over three intervals)
 PREMIUM_CLAMP = 50_000  # the interest - premium term is clamped to +-0.05%
 RATE_CAP_SHARE_OF_MMR = (3, 4)  # default cap: 0.75 x the first tier's maintenance rate
-# A cost basis, a balance after settlement and a position's value stay within +-2**62, as
-# everywhere in the book, so a sum of two never overflows int64.
-VALUE_MAX = 2**62
-# A float screen over these bounds decides nothing by itself: it only sends the rare case
-# that might not fit int64 to a refusal; it is far below 2**63.
-FLOAT_SCREEN_MAX = 2.0**61
 
 # Sources of a funding rate, for the summary.
 RATE_GIVEN, RATE_COMPUTED, RATE_NONE = "given", "computed", "none"

@@ -48,8 +48,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from engine.book.fixed import FixedPointError, parse_decimal
+from engine.book.fixed import FixedPointError, parse_decimal, parse_fraction
 from engine.book.instruments import InstrumentError, InstrumentTable
+from engine.book.limits import INT64_MAX
 from engine.stress.scenario_model import BookSpec, ImpactModel, MarketPath, Scenario, ScenarioError
 from engine.waterfall.profile import DEFAULT_PROFILE, Profile, ProfileError
 
@@ -178,7 +179,7 @@ def _int(doc: dict[str, Any], key: str, where: str, lo: int, hi: int, default: i
 
 def _change(value: Any, at: str) -> Fraction:
     try:
-        change = Fraction(parse_decimal(value, at))
+        change = parse_fraction(value, at)
     except FixedPointError as exc:
         raise ScenarioError(str(exc)) from None
     if not change > -1:
@@ -210,7 +211,7 @@ def _book(doc: dict[str, Any], base: Path | None) -> BookSpec:
         raise ScenarioError("book.long_share: must be at most 1")
     return BookSpec(
         accounts=accounts,
-        seed=_int(doc, "seed", "book", 0, 2**63 - 1, 11),
+        seed=_int(doc, "seed", "book", 0, INT64_MAX, 11),
         long_share=long_share,
         reference_accounts=_int(doc, "reference_accounts", "book", 1, 100_000_000, accounts),
         snapshot=snapshot_path,
@@ -288,7 +289,7 @@ def _replay(path: Path, where: str) -> tuple[tuple[int, Fraction], ...]:
         at = f"{path} row {i + 1}"
         try:
             t = int(row.get("t_s") or "")
-            price = Fraction(parse_decimal(row.get("price"), f"{at} price"))
+            price = parse_fraction(row.get("price"), f"{at} price")
         except ValueError as exc:
             raise ScenarioError(f"{at}: expected columns t_s (integer) and price ({exc})") from None
         if ticks and not t > ticks[-1][0]:

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 
 from engine.book.book import Book
-from engine.waterfall import waterfall
-from engine.waterfall.waterfall import EVENT_KINDS, WaterfallResult
+from engine.waterfall import events as waterfall
+from engine.waterfall.events import EVENT_KINDS, WaterfallResult
 
 KIND_CODE = {kind: i for i, kind in enumerate(EVENT_KINDS)}
 _COLUMNS = ("kind", "event_id", "account_id", "instrument", "qty", "price", "amount")

@@ -33,6 +33,7 @@ from fractions import Fraction
 import numpy as np
 
 from engine.book.book import STATUS_LIQUIDATE, Book
+from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.risk.incremental import IncrementalSweep
 from engine.stress.impact import Market, unwind_plan
 from engine.stress.scenario_model import Scenario, ScenarioError
@@ -43,13 +44,10 @@ from engine.stress.simulation_result import (
     StepRecord,
     event_columns,
 )
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE, Profile
-from engine.waterfall.waterfall import (
-    SweptRows,
-    WaterfallResult,
-    open_fund,
-    run_waterfall,
-)
+from engine.waterfall.events import WaterfallResult
+from engine.waterfall.fund import open_fund
+from engine.waterfall.profile import Profile
+from engine.waterfall.run import SweptRows, run_waterfall
 
 ROUNDS_MAX = 100_000  # cascade rounds in one step; each round liquidates at least one account
 

@@ -1,2 +1,7 @@
-"""The liquidation waterfall: takeover, fund fills, ADL policies, socialized loss,
-conservation audit, profiles."""
+"""The liquidation waterfall, a module per step, no cycles:
+
+events (kinds, log, result) <- profile (rules, reserved accounts) <- fund (the fund's
+account and fill plans) <- takeover (liquidation) ; adl_book <- adl_queue, water_filling
+(ADL selections) <- adl (applying them) ; quantiles (ADL lights) ; socialize (socialized
+loss) ; run (one tick, in order) ; conservation (the auditor).
+"""

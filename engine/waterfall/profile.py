@@ -1,10 +1,11 @@
 """Waterfall profiles: the venue's liquidation rules, read from a TOML file.
 
-A profile selects who pays, in which order and at what rates (DESIGN.md "The default
-waterfall"). Rates are exact decimals turned into numerators over RATE_SCALE by
-engine.fixed; money amounts (the fund floor) stay Decimal until the instrument table fixes
-the money scale. Shipped profiles live in engine/data/profiles/; `binance-like` is the
-default.
+A profile selects who pays, in which order and at what rates (the order is
+engine.waterfall.run's). Rates are exact decimals turned into numerators over RATE_SCALE by
+engine.book.fixed; money amounts (the fund floor) stay Decimal until the instrument table
+fixes the money scale. Shipped profiles live in engine/data/profiles/; `binance-like` is
+the default. The house's own accounts (funds, the unwind counterparty) are never
+liquidated or deleveraged: `is_reserved` / `reserved_mask` tell them apart.
 """
 
 from __future__ import annotations
@@ -16,7 +17,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from engine.book.fixed import INT64_MAX, RATE_SCALE, FixedPointError, parse_decimal, to_rate
+import numpy as np
+
+from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
+from engine.book.limits import INT64_MAX, RESERVED_ACCOUNT_BASE, RESERVED_ACCOUNT_SPAN
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 DEFAULT_PROFILE = "binance-like"
@@ -25,11 +29,8 @@ ADL_POLICIES_IMPLEMENTED = ADL_POLICIES
 SOCIALIZED_BASES = ("profit", "open_interest")
 SOCIALIZED_BASES_IMPLEMENTED = ("profit",)
 FUND_MODES = ("shared", "per_instrument")
-# Account ids at and above this are the house's own book accounts (insurance funds, the
-# unwind counterparty); trader ids stay below, so a trader can never be mistaken for a fund.
-RESERVED_ACCOUNT_BASE = 2**62
 FUND_ACCOUNT_ID_DEFAULT = RESERVED_ACCOUNT_BASE
-UNWIND_ACCOUNT_ID_DEFAULT = RESERVED_ACCOUNT_BASE + 2**61
+UNWIND_ACCOUNT_ID_DEFAULT = RESERVED_ACCOUNT_BASE + RESERVED_ACCOUNT_SPAN
 
 
 class ProfileError(ValueError):
@@ -185,3 +186,21 @@ def _account_id(table: dict[str, Any], key: str, default: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= INT64_MAX:
         raise ProfileError(f"insurance_fund.{key}: expected an account id (0 to 2^63-1)")
     return value
+
+
+def is_reserved(account_id: int, profile: Profile) -> bool:
+    """House book accounts (funds, unwind counterparty) are never liquidated or deleveraged."""
+    return account_id >= RESERVED_ACCOUNT_BASE or account_id in (
+        profile.fund_account_id,
+        profile.unwind_account_id,
+    )
+
+
+def reserved_mask(account_ids: np.ndarray, profile: Profile) -> np.ndarray:
+    """is_reserved over an array of account ids."""
+    ids = np.asarray(account_ids, dtype=np.int64)
+    return (
+        (ids >= RESERVED_ACCOUNT_BASE)
+        | (ids == profile.fund_account_id)
+        | (ids == profile.unwind_account_id)
+    )

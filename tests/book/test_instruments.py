@@ -28,7 +28,7 @@ EXAMPLE = {
 }
 
 
-def test_issue_example_derives_continuous_maintenance_amounts() -> None:
+def test_worked_example_derives_continuous_maintenance_amounts() -> None:
     table = InstrumentTable.from_dict(EXAMPLE)
     # cum_1 = 50000 * (0.005 - 0.004) = 50; cum_2 = 50 + 250000 * (0.5 - 0.005) = 123800
     assert table.tier_maintenance_amount.tolist() == [0, 50 * 10**8, 123_800 * 10**8]

@@ -14,9 +14,9 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.fixed import format_units
 from engine.book.instruments import InstrumentTable
+from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.io.tables import BookInputs, read_accounts, read_book_inputs, read_marks, read_positions
 from engine.reports.risk_tables import exact_strings, risk_tables
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE
 
 DATA = Path(engine.__file__).parent / "data"
 USDT = 10**8

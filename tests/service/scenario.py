@@ -22,8 +22,9 @@ from engine.service.ports import Record, Topics
 from engine.service.state import ServiceConfig, TickStats
 from engine.service.tick import Service
 from engine.waterfall.conservation import audit
+from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import Profile
-from engine.waterfall.waterfall import open_fund, run_waterfall
+from engine.waterfall.run import run_waterfall
 
 USDT = 10**8
 DATA = Path(__file__).resolve().parents[2] / "engine" / "data"

@@ -19,8 +19,8 @@ from engine.service.ports import Record
 from engine.service.state import ServiceConfig
 from engine.service.tick import Service
 from engine.waterfall.conservation import audit
+from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import Profile
-from engine.waterfall.waterfall import open_fund
 from tests.service.scenario import (
     TS0,
     USDT,

@@ -15,13 +15,14 @@ from typing import Any
 import numpy as np
 
 from engine.book.book import STATUS_LIQUIDATE, Book
+from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.stress.scenario import scenario_from_dict
 from engine.stress.scenario_model import Scenario
 from engine.stress.simulation_result import StepRecord
 from engine.stress.simulator import simulate
 from engine.waterfall.conservation import audit
-from engine.waterfall.profile import RESERVED_ACCOUNT_BASE
-from engine.waterfall.waterfall import open_fund, run_waterfall
+from engine.waterfall.fund import open_fund
+from engine.waterfall.run import run_waterfall
 from tests.stress.examples import USDT, book_for, crash_scenario, example_book, example_doc
 
 

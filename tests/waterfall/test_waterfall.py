@@ -18,17 +18,16 @@ from hypothesis import strategies as st
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
 from engine.stress.synthetic import synthetic_book
-from engine.waterfall import adl
-from engine.waterfall.adl import account_adl_quantiles, adl_quantiles, lots_to_cover, run_adl
+from engine.waterfall import water_filling
+from engine.waterfall.adl import run_adl
+from engine.waterfall.adl_book import lots_to_cover
 from engine.waterfall.conservation import audit
+from engine.waterfall.events import WaterfallResult
+from engine.waterfall.fund import fund_fills, open_fund
 from engine.waterfall.profile import PROFILES_DIR, Profile
-from engine.waterfall.waterfall import (
-    WaterfallResult,
-    fund_fills,
-    liquidation_order,
-    open_fund,
-    run_waterfall,
-)
+from engine.waterfall.quantiles import account_adl_quantiles, adl_quantiles
+from engine.waterfall.run import run_waterfall
+from engine.waterfall.takeover import liquidation_order
 from tests.waterfall import waterfall_reference as ref
 
 USDT = 10**8
@@ -324,7 +323,7 @@ def test_water_level_is_exact_when_the_float_bracket_misleads(
 ) -> None:
     # The float bisection only narrows the search; with it always wrong the exact search
     # widens to the whole range and finds the same level, cuts and payments.
-    monkeypatch.setattr(adl._WaterLevel, "enough_float", lambda *_: float_says)
+    monkeypatch.setattr(water_filling._WaterLevel, "enough_float", lambda *_: float_says)
     p = _profile(adl={"policy": "risk_water_filling"})
     assert _adl_actions(_adl_policy_book(p), p) == [(13, -250, 2_500), (12, -375, 3_750)]
 
@@ -359,7 +358,7 @@ def test_least_at_level_equals_a_scan(
     notional = abs(qty) * lot_value + other_usdt * USDT
     equity = balance_usdt * USDT + profit
     level = notional * 10**8 * level_permille // (equity * 1000)
-    got = adl._least_at_level(qty, cost, lot_value, notional, equity, level, guess)
+    got = water_filling._least_at_level(qty, cost, lot_value, notional, equity, level, guess)
     scan = [
         x
         for x in range(abs(qty) + 1)

@@ -1,0 +1,99 @@
+"""One tick's waterfall: who pays when an account's equity no longer covers its margin.
+
+Order within a tick, every money movement a ledger posting through the book:
+
+1. Liquidation (engine.waterfall.takeover): breached accounts in priority order, taken
+   over by the insurance fund at their bankruptcy value, in full or in partial steps.
+2. Unwind (optional input, engine.waterfall.fund): the fund closes its positions at given
+   execution prices against the unwind account, which stands for the market outside.
+3. ADL when the fund's equity < floor (engine.waterfall.adl), then 4. socialized loss of
+   what is left (engine.waterfall.socialize), or the shortfall reported as unallocated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.book.book import STATUS_LIQUIDATE, Book
+from engine.waterfall.adl import run_adl
+from engine.waterfall.events import EventLog, WaterfallResult
+from engine.waterfall.fund import fund_shortfall, unwind_fund
+from engine.waterfall.profile import Profile, reserved_mask
+from engine.waterfall.socialize import socialize_loss
+from engine.waterfall.takeover import liquidate_account, liquidate_in_runs, liquidation_order
+
+
+@dataclass(frozen=True)
+class SweptRows:
+    """A sweep's figures for some account rows (all of them, or an incremental tick's)."""
+
+    rows: np.ndarray
+    equity: np.ndarray
+    maintenance_margin: np.ndarray
+    status: np.ndarray
+
+
+def run_waterfall(
+    book: Book,
+    profile: Profile,
+    *,
+    unwind_prices: dict[str, int] | None = None,
+    batch: bool = True,
+    swept: SweptRows | None = None,
+) -> WaterfallResult:
+    """One tick's waterfall at the book's current marks. The fund must be open.
+
+    `batch=False` takes every account over one at a time through the book's operations
+    (the reference the batch path is tested against); the results are the same. `swept`,
+    a sweep already done at these marks over rows that include every breached account
+    (a full or an incremental sweep), saves the waterfall its own full sweep.
+    """
+    fund = profile.fund_account_id
+    result = WaterfallResult(log=EventLog([i.symbol for i in book.instruments.instruments]))
+    result.fund_balance_before = int(book.balance[book.row_of(fund)])
+    result.fund_equity_before = book.account_margin(fund)[0]
+    if swept is None:
+        risk = book.sweep(with_initial_margin=False)
+        swept = SweptRows(
+            np.arange(book.n_accounts, dtype=np.int64),
+            risk.equity,
+            risk.maintenance_margin,
+            risk.status,
+        )
+    breached = np.flatnonzero(swept.status >= STATUS_LIQUIDATE)
+    breached = breached[~reserved_mask(book.account_id[swept.rows[breached]], profile)]
+    rows = swept.rows[breached]
+    if not profile.negative_balance_protection:
+        # A flat account in debt stays bankrupt in every sweep; its debt was kept when it
+        # was taken over, and there is nothing left to take.
+        open_positions = np.bincount(
+            book.position_owner()[book.pos_qty != 0], minlength=book.n_accounts
+        )
+        keep = open_positions[rows] > 0
+        rows, breached = rows[keep], breached[keep]
+    ids = book.account_id[rows]
+    equity = swept.equity[breached]
+    maintenance = swept.maintenance_margin[breached]
+    order = np.asarray(liquidation_order(ids, equity, maintenance), dtype=np.int64)
+    if batch:
+        liquidate_in_runs(book, profile, rows[order], equity[order], maintenance[order], result)
+    else:
+        for i in order.tolist():
+            liquidate_account(
+                book, profile, int(ids[i]), int(equity[i]), int(maintenance[i]), result
+            )
+    result.accounts_liquidated += len(order)
+    if unwind_prices:
+        unwind_fund(book, profile, unwind_prices, result)
+    floor = profile.fund_floor_units(book.instruments.money_decimals)
+    if profile.adl_enabled:
+        run_adl(book, profile, floor, result, batch=batch)
+    if profile.socialized_loss_enabled:
+        socialize_loss(book, profile, floor, result)
+    else:
+        result.unallocated_loss = fund_shortfall(book, profile, floor)
+    result.fund_balance_after = int(book.balance[book.row_of(fund)])
+    result.fund_equity_after = book.account_margin(fund)[0]
+    return result
