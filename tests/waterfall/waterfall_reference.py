@@ -85,7 +85,7 @@ def adl_queue_sequential(
 ) -> list[tuple[int, str, int, int, int]]:
     """The queue policies one candidate at a time through the book's public operations,
     re-reading every position and equity from the book (the first implementation of
-    engine.adl, kept as its reference). Returns (account, symbol, lots, price, amount)."""
+    engine.waterfall.adl, kept as its reference). Returns (account, symbol, lots, price, amount)."""
     fund = profile.fund_account_id
     need = max(0, floor - book.account_margin(fund)[0])
     actions = []
