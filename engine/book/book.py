@@ -25,8 +25,10 @@ from engine.book.instruments import InstrumentTable
 from engine.book.ledger import CLEARING, EXTERNAL, FEES, HOUSE_ACCOUNTS, Ledger, Reason
 from engine.book.reasons import RejectReason
 
-STATUS_NAMES = ("ok", "margin_call", "liquidate", "bankrupt")
-STATUS_OK, STATUS_MARGIN_CALL, STATUS_LIQUIDATE, STATUS_BANKRUPT = range(4)
+# Account status codes (in order of severity) and their names, defined once in csrc/margin.h.
+STATUS_NAMES = _native.STATUS_NAMES
+STATUS_OK, STATUS_MARGIN_CALL = _native.STATUS_OK, _native.STATUS_MARGIN_CALL
+STATUS_LIQUIDATE, STATUS_BANKRUPT = _native.STATUS_LIQUIDATE, _native.STATUS_BANKRUPT
 WARNING_RATE_DEFAULT = 80_000_000  # 0.8
 DEFAULT_LEVERAGE = 20
 # |qty| * tick_value (a position's value per tick) stays below this so every product the

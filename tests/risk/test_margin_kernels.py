@@ -347,19 +347,3 @@ def test_account_exposure_matches_reference(book: dict) -> None:
         exact = sum(abs(p.qty) * book["mark_lot_value"][p.instrument] for p in account)
         assert abs(gross[a] - exact) <= 1e-12 * exact
         assert live[a] == sum(1 for p in account if p.qty)
-
-
-def test_read_baseline_checksum_matches_reference() -> None:
-    rng = np.random.default_rng(3)
-    start = np.array([0, 2, 2, 5], dtype=np.int64)
-    balance = rng.integers(-(2**40), 2**40, 3)
-    inst = rng.integers(0, 9, 5).astype(np.int32)
-    qty = rng.integers(-(2**50), 2**50, 5)
-    cost = rng.integers(-(2**60), 2**60, 5)
-    mask = 2**64 - 1
-    expected = int(start[-1])
-    for a in range(3):
-        expected = (expected + ((int(start[a]) ^ int(balance[a])) & mask)) & mask
-    for p in range(5):
-        expected = (expected + ((int(inst[p]) ^ int(qty[p]) ^ int(cost[p])) & mask)) & mask
-    assert _native.read_sweep_columns(start, balance, inst, qty, cost) == expected
