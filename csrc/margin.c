@@ -166,11 +166,11 @@ static void assert_sweep_args(const book_columns *book, const tier_table *tiers,
 
 int64_t sweep_accounts(const book_columns *book, const tier_table *tiers, int64_t warning_rate,
                        int64_t *tier_scratch, int n_threads, const sweep_out *out) {
-    int64_t *initial_margin = out->initial_margin;
     if (KERNEL_DEBUG) {
-        assert_sweep_args(book, tiers, warning_rate, out, initial_margin ? READS_LEVERAGE : 0);
-        KERNEL_ASSERT(tier_scratch != NULL);
+        KERNEL_ASSERT(out != NULL && tier_scratch != NULL);
+        assert_sweep_args(book, tiers, warning_rate, out, out->initial_margin ? READS_LEVERAGE : 0);
     }
+    int64_t *initial_margin = out->initial_margin;
     const struct margin_view v = {*book, *tiers, warning_rate};
     int64_t *equity = out->equity, *maintenance_margin = out->maintenance_margin;
     int8_t *status = out->status;
