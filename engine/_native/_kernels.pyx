@@ -113,11 +113,14 @@ cdef book_columns _positions(const int32_t[::1] pos_instrument, const int64_t[::
 
 
 cdef tier_table _tiers(const int64_t[::1] tier_start, const int64_t[::1] tier_max_notional,
-                       const int64_t[::1] tier_mmr,
-                       const int64_t[::1] tier_maintenance_amount) except *:
-    """A tier_table over checked columns; no tick value or max leverage (NULL)."""
+                       const int64_t[::1] tier_mmr, const int64_t[::1] tier_maintenance_amount,
+                       const int64_t[::1] tier_max_leverage) except *:
+    """A tier_table over checked columns; tier_max_leverage may be None (NULL: not read),
+    tick_value is NULL until the caller points it."""
     cdef Py_ssize_t n_tiers = tier_max_notional.shape[0]
-    if tier_mmr.shape[0] != n_tiers or tier_maintenance_amount.shape[0] != n_tiers:
+    if tier_mmr.shape[0] != n_tiers or tier_maintenance_amount.shape[0] != n_tiers or (
+        tier_max_leverage is not None and tier_max_leverage.shape[0] != n_tiers
+    ):
         raise ValueError("tier columns must have equal lengths")
     if tier_start.shape[0] == 0 or tier_start[tier_start.shape[0] - 1] != n_tiers:
         raise ValueError("tier_start must end at the number of tiers")
@@ -129,7 +132,7 @@ cdef tier_table _tiers(const int64_t[::1] tier_start, const int64_t[::1] tier_ma
     tiers.tier_max_notional = p64(tier_max_notional)
     tiers.tier_mmr = p64(tier_mmr)
     tiers.tier_maintenance_amount = p64(tier_maintenance_amount)
-    tiers.tier_max_leverage = NULL
+    tiers.tier_max_leverage = NULL if tier_max_leverage is None else p64(tier_max_leverage)
     return tiers
 
 
@@ -172,10 +175,7 @@ def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
     book.balance = p64(balance)
     book.pos_leverage = p32(pos_leverage)
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
-                                   tier_maintenance_amount)
-    if tier_max_leverage.shape[0] != tiers.n_tiers:
-        raise ValueError("tier columns must have equal lengths")
-    tiers.tier_max_leverage = p64(tier_max_leverage)
+                                   tier_maintenance_amount, tier_max_leverage)
     cdef sweep_out result
     result.equity = <int64_t*>p64(eq_v)
     result.maintenance_margin = <int64_t*>p64(mm_v)
@@ -223,10 +223,7 @@ def sweep_account_rows(const int64_t[::1] rows, const int64_t[::1] acct_start,
     book.balance = p64(balance)
     book.pos_leverage = p32(pos_leverage)
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
-                                   tier_maintenance_amount)
-    if tier_max_leverage.shape[0] != tiers.n_tiers:
-        raise ValueError("tier columns must have equal lengths")
-    tiers.tier_max_leverage = p64(tier_max_leverage)
+                                   tier_maintenance_amount, tier_max_leverage)
     cdef sweep_out result
     result.equity = <int64_t*>p64(eq_v)
     result.maintenance_margin = <int64_t*>p64(mm_v)
@@ -282,10 +279,7 @@ def position_margins(const int32_t[::1] pos_instrument, const int64_t[::1] pos_q
     book.pos_cost = p64(pos_cost)
     book.pos_leverage = p32(pos_leverage)
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
-                                   tier_maintenance_amount)
-    if tier_max_leverage.shape[0] != tiers.n_tiers:
-        raise ValueError("tier columns must have equal lengths")
-    tiers.tier_max_leverage = p64(tier_max_leverage)
+                                   tier_maintenance_amount, tier_max_leverage)
     out = [np.empty(n, dtype=np.int64) for _ in range(5)]
     cdef int64_t[::1] o0 = out[0]
     cdef int64_t[::1] o1 = out[1]
@@ -323,7 +317,7 @@ def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance
     book.acct_start = p64(acct_start)
     book.balance = p64(balance)
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
-                                   tier_maintenance_amount)
+                                   tier_maintenance_amount, None)
     tiers.tick_value = p64(tick_value)
     cdef Py_ssize_t n_pos = pos_qty.shape[0]
     liq = np.full(n_pos, C_NULL_PRICE, dtype=np.int64)

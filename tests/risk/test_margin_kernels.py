@@ -347,3 +347,32 @@ def test_account_exposure_matches_reference(book: dict) -> None:
         exact = sum(abs(p.qty) * book["mark_lot_value"][p.instrument] for p in account)
         assert abs(gross[a] - exact) <= 1e-12 * exact
         assert live[a] == sum(1 for p in account if p.qty)
+
+
+def test_tier_columns_of_unequal_length_are_rejected() -> None:
+    book = _one_tier_book(100, 1, 1000, 1000, 1_000_000)
+    start, inst, qty, cost, lev = csr(book["positions"])
+    tier_start, bounds, mmr, cum, max_lev = flatten(book["tiers"])
+    balance = np.array(book["balances"], dtype=np.int64)
+    marks = np.array(book["mark_lot_value"], dtype=np.int64)
+    short = max_lev[:0]
+    with pytest.raises(ValueError, match="tier columns"):
+        _native.sweep_accounts(
+            start, balance, inst, qty, cost, lev, marks, tier_start, bounds, mmr, cum, short, S
+        )
+    with pytest.raises(ValueError, match="tier columns"):
+        _native.position_margins(inst, qty, cost, lev, marks, tier_start, bounds, mmr, cum, short)
+    with pytest.raises(ValueError, match="tier columns"):
+        _native.liquidation_prices(
+            start,
+            balance,
+            inst,
+            qty,
+            cost,
+            np.ones(1, dtype=np.int64),
+            marks,
+            tier_start,
+            bounds,
+            mmr[:0],
+            cum,
+        )
