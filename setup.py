@@ -1,7 +1,10 @@
-"""Declares the native extension: C99 kernels in csrc/ behind Cython bindings.
+"""Declares the native extensions: the engine's C99 kernels in csrc/ behind Cython bindings
+(engine._native._kernels), and the benchmark's bandwidth baseline in bench/csrc/
+(bench._read_baseline), which is built into the source tree only (`pip install -e .` or
+`setup.py build_ext --inplace`), never into a wheel of the engine.
 
-CLEARING_DEBUG=1 builds with Cython's bounds and wraparound checks on and -O1 -g, for the
-kernel tests in CI. CLEARING_MARCH=native (or any -march value) opts in to CPU-specific code.
+CLEARING_DEBUG=1 builds with Cython's bounds and wraparound checks on, the kernels'
+precondition asserts on (csrc/kernel_assert.h) and -O1 -g, for the kernel tests in CI. CLEARING_MARCH=native (or any -march value) opts in to CPU-specific code.
 OpenMP is used when the compiler links a probe with -fopenmp (CLEARING_OPENMP=0 turns it
 off); without it the same kernels build and run on one thread.
 """
@@ -14,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 debug = os.environ.get("CLEARING_DEBUG", "") not in ("", "0")
 march = os.environ.get("CLEARING_MARCH", "")
@@ -44,6 +48,9 @@ def openmp_flags() -> list[str]:
 omp = openmp_flags()
 compile_args += omp
 csrc = sorted(str(p) for p in Path("csrc").glob("*.c"))
+macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+if debug:
+    macros.append(("CLEARING_DEBUG", "1"))
 
 extensions = [
     Extension(
@@ -52,9 +59,25 @@ extensions = [
         include_dirs=["csrc", np.get_include()],
         extra_compile_args=compile_args,
         extra_link_args=omp,
-        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    )
+        define_macros=macros,
+    ),
+    Extension(
+        "bench._read_baseline",
+        sources=["bench/_read_baseline.pyx", "bench/csrc/read_bandwidth.c"],
+        include_dirs=["bench/csrc"],
+        extra_compile_args=compile_args,
+    ),
 ]
+
+
+class BuildExt(build_ext):
+    """Leaves the benchmark's extension out of builds that are not in place (a wheel)."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()  # an editable install turns `inplace` on here
+        if not self.inplace:
+            self.extensions = [e for e in self.extensions if not e.name.startswith("bench.")]
+
 
 directives = {
     "language_level": "3",
@@ -65,4 +88,7 @@ directives = {
     "embedsignature": True,
 }
 
-setup(ext_modules=cythonize(extensions, compiler_directives=directives, force=debug))
+setup(
+    ext_modules=cythonize(extensions, compiler_directives=directives, force=debug),
+    cmdclass={"build_ext": BuildExt},
+)

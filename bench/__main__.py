@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench import extras
+from bench._read_baseline import read_sweep_columns
 from bench.baselines import numpy_sweep
-from engine import _native
 from engine.book.book import Book
 from engine.risk.incremental import IncrementalSweep
 from engine.stress.synthetic import synthetic_book
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         + book.pos_cost.nbytes
     )
     plain_read = median_seconds(
-        lambda: _native.read_sweep_columns(
+        lambda: read_sweep_columns(
             book.acct_start, book.balance, book.pos_instrument, book.pos_qty, book.pos_cost
         ),
         args.repeats,

@@ -1,5 +1,6 @@
 #include "adl.h"
 #include "fixed_point.h"
+#include "kernel_assert.h"
 
 static int64_t clamp_score(i128 v) {
     if (v > (i128)INT64_MAX) return INT64_MAX;
@@ -10,6 +11,9 @@ static int64_t clamp_score(i128 v) {
 int64_t adl_scores(int64_t n, int32_t policy, const int64_t *unrealized_pnl,
                    const int64_t *cost_abs, const int64_t *notional,
                    const int64_t *account_equity, int64_t *score) {
+    KERNEL_ASSERT(n >= 0);
+    KERNEL_ASSERT(unrealized_pnl != NULL && cost_abs != NULL && notional != NULL);
+    KERNEL_ASSERT(account_equity != NULL && score != NULL);
     const i128 S = ADL_SCORE_SCALE;
     if (policy != ADL_POLICY_PNL_LEVERAGE && policy != ADL_POLICY_HYPERLIQUID) return n;
     for (int64_t j = 0; j < n; j++) {
@@ -75,6 +79,9 @@ static void sift_up(int64_t *heap, int64_t i, const int64_t *score, const int64_
 int64_t adl_top_k(int64_t n, const int64_t *group, const int64_t *score,
                   const int64_t *account_id, int64_t n_groups, int64_t k, int64_t *top_index,
                   int64_t *top_count) {
+    KERNEL_ASSERT(n >= 0 && n_groups >= 0);
+    KERNEL_ASSERT(group != NULL && score != NULL && account_id != NULL);
+    KERNEL_ASSERT(top_index != NULL && top_count != NULL);
     for (int64_t g = 0; g < n_groups; g++) top_count[g] = 0;
     if (k <= 0) return -1;
     for (int64_t j = 0; j < n; j++) {

@@ -17,6 +17,7 @@
  * The score is a ranking key, not money: flooring makes it deterministic, and equal scores
  * are ordered by account id. Returns -1; n for an unknown policy; or the index of the first
  * candidate with a negative cost_abs or notional.
+ * Preconditions: n >= 0, every column n long, no NULL pointer (asserted in the debug build).
  *
  * adl_top_k: candidates j in [0, n) belong to group[j] in [0, n_groups). For each group it
  * writes the best min(k, size) candidates, best first, into top_index[g*k .. g*k + count)
@@ -24,6 +25,8 @@
  * distinct within a group). One pass with a k-slot min-heap per group (root = the worst kept
  * candidate), O(n log k) and no allocation: top_index is the heap storage. Returns -1, or
  * the index of the first candidate whose group is out of range (outputs then incomplete).
+ * Preconditions: n >= 0, n_groups >= 0, top_index n_groups * k long, top_count n_groups.
+ * Scores are compared, never combined: nothing can overflow.
  */
 #ifndef CLEARING_ADL_H
 #define CLEARING_ADL_H

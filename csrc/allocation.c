@@ -1,5 +1,6 @@
 #include "allocation.h"
 #include "fixed_point.h"
+#include "kernel_assert.h"
 
 /* a ranks before b: larger remainder, or equal remainder and lower account id */
 static inline int before(const int64_t *rem, const int64_t *id, int64_t a, int64_t b) {
@@ -23,6 +24,9 @@ static void sift_down(int64_t *heap, int64_t size, int64_t i, const int64_t *rem
 int64_t allocate_largest_remainder(int64_t n, const int64_t *weight, const int64_t *account_id,
                                    int64_t total, int64_t *part, int64_t *remainder,
                                    int64_t *scratch) {
+    KERNEL_ASSERT(n >= 0);
+    KERNEL_ASSERT(weight != NULL && account_id != NULL);
+    KERNEL_ASSERT(part != NULL && remainder != NULL && scratch != NULL);
     if (total < 0) return -1 - n;
     int64_t w_sum = 0;
     for (int64_t j = 0; j < n; j++) {
@@ -46,6 +50,7 @@ int64_t allocate_largest_remainder(int64_t n, const int64_t *weight, const int64
         if (weight[j] > 0) scratch[size++] = j;
     }
     int64_t left = total - given; /* < number of positive weights: sum of remainders / W */
+    KERNEL_ASSERT(0 <= left && left < size); /* W > 0, so size >= 1 */
     for (int64_t i = size / 2 - 1; i >= 0; i--) sift_down(scratch, size, i, remainder, account_id);
     for (; left > 0; left--) {
         part[scratch[0]] += 1;

@@ -1,8 +1,9 @@
 /*
  * Exact pro-rata allocation with largest-remainder rounding (socialized loss, pro-rata ADL).
  *
- * Inputs: n weights (money raw or lots, each >= 0, their sum W <= INT64_MAX), distinct
- * account_id[j] for the tie-break, and total >= 0 to allocate.
+ * Inputs: n >= 0 weights (money raw or lots, each >= 0, their sum W <= INT64_MAX), distinct
+ * account_id[j] for the tie-break, and total >= 0 to allocate. Every array is n long and
+ * none is NULL (asserted in the debug build).
  * Writes part[j]:
  *   total >= W: part[j] = weight[j] (each part is capped by its weight; the caller reports
  *               total - W as unallocated, never invents it);

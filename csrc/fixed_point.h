@@ -21,6 +21,10 @@ typedef unsigned __int128 u128;
 
 #define RATE_SCALE 100000000LL
 
+/* Bound on |qty| * tick_value (one position's value per tick), kept by the book: every
+ * product the kernels form with it (times a price, times RATE_SCALE) then fits 128 bits. */
+#define POSITION_TICK_VALUE_MAX (1LL << 62)
+
 static inline i128 floor_div_i128(i128 num, i128 den) {
     /* den > 0 */
     i128 q = num / den;

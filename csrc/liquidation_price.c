@@ -1,5 +1,6 @@
 #include "liquidation_price.h"
 #include "fixed_point.h"
+#include "kernel_assert.h"
 
 static int64_t clamp_price(i128 m) {
     if (m > (i128)INT64_MAX) return INT64_MAX;
@@ -40,13 +41,21 @@ static int64_t solve_bankruptcy(i128 x, int s, int64_t a_value) {
     return clamp_price(floor_div_i128(x, a_value));
 }
 
-int64_t liquidation_prices(int64_t n_accounts, const int64_t *acct_start, const int64_t *balance,
-                           const int32_t *pos_instrument, const int64_t *pos_qty,
-                           const int64_t *pos_cost, const int64_t *tick_value,
-                           const int64_t *mark_lot_value, const int64_t *tier_start,
-                           const int64_t *tier_max_notional, const int64_t *tier_mmr,
-                           const int64_t *tier_maintenance_amount, int64_t *liquidation_price,
-                           int64_t *bankruptcy_price) {
+int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
+                           int64_t *liquidation_price, int64_t *bankruptcy_price) {
+    if (KERNEL_DEBUG) {
+        assert_book_columns(book, READS_ACCT_START | READS_BALANCE | READS_COST);
+        assert_tier_table(tiers, book, READS_TICK_VALUE);
+        KERNEL_ASSERT(liquidation_price != NULL && bankruptcy_price != NULL);
+    }
+    const int64_t *acct_start = book->acct_start, *balance = book->balance;
+    const int32_t *pos_instrument = book->pos_instrument;
+    const int64_t *pos_qty = book->pos_qty, *pos_cost = book->pos_cost;
+    const int64_t *mark_lot_value = book->mark_lot_value, *tick_value = tiers->tick_value;
+    const int64_t *tier_start = tiers->tier_start, *tier_max_notional = tiers->tier_max_notional;
+    const int64_t *tier_mmr = tiers->tier_mmr;
+    const int64_t *tier_maintenance_amount = tiers->tier_maintenance_amount;
+    int64_t n_accounts = book->n_accounts;
     for (int64_t a = 0; a < n_accounts; a++) {
         i128 equity = balance[a];
         i128 mm_scaled = 0;

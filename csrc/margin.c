@@ -1,18 +1,17 @@
 #include "margin.h"
 #include "fixed_point.h"
+#include "kernel_assert.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
-/* The columns one account's evaluation reads; packed once per call, not per account. */
+/* What one account's evaluation reads. Each thread takes a copy by value, so the compiler
+ * may keep the column pointers in registers, which it cannot do through a pointer to shared
+ * state that the outputs might alias. */
 struct margin_view {
-    const int64_t *acct_start, *balance;
-    const int32_t *pos_instrument;
-    const int64_t *pos_qty, *pos_cost;
-    const int32_t *pos_leverage;
-    const int64_t *mark_lot_value, *tier_start, *tier_max_notional, *tier_mmr,
-        *tier_maintenance_amount, *tier_max_leverage;
+    book_columns book;
+    tier_table tiers;
     int64_t warning_rate;
 };
 
@@ -23,25 +22,27 @@ struct margin_view {
 static inline int sweep_one(const struct margin_view *v, int64_t a, int64_t out, int64_t *equity,
                             int64_t *maintenance_margin, int64_t *initial_margin,
                             int8_t *status) {
-    i128 eq = v->balance[a];
+    const book_columns *b = &v->book;
+    const tier_table *t = &v->tiers;
+    i128 eq = b->balance[a];
     int64_t mm = 0, im = 0, any_position = 0;
     int overflow = 0;
-    for (int64_t p = v->acct_start[a]; p < v->acct_start[a + 1]; p++) {
-        int64_t q = v->pos_qty[p];
-        int32_t inst = v->pos_instrument[p];
+    for (int64_t p = b->acct_start[a]; p < b->acct_start[a + 1]; p++) {
+        int64_t q = b->pos_qty[p];
+        int32_t inst = b->pos_instrument[p];
         int64_t value;
-        overflow |= __builtin_mul_overflow(q, v->mark_lot_value[inst], &value);
+        overflow |= __builtin_mul_overflow(q, b->mark_lot_value[inst], &value);
         overflow |= value == INT64_MIN; /* |value| would not fit */
         int64_t notional = value < 0 ? (int64_t)(0 - (uint64_t)value) : value;
         any_position |= q;
-        eq += (i128)value - v->pos_cost[p];
-        int64_t k = tier_of(v->tier_max_notional, v->tier_start[inst], v->tier_start[inst + 1],
+        eq += (i128)value - b->pos_cost[p];
+        int64_t k = tier_of(t->tier_max_notional, t->tier_start[inst], t->tier_start[inst + 1],
                             notional);
         overflow |= __builtin_add_overflow(
-            mm, ceil_rate_product(notional, v->tier_mmr[k]) - v->tier_maintenance_amount[k], &mm);
+            mm, ceil_rate_product(notional, t->tier_mmr[k]) - t->tier_maintenance_amount[k], &mm);
         if (initial_margin) {
-            int64_t lev = v->pos_leverage[p];
-            if (lev > v->tier_max_leverage[k]) lev = v->tier_max_leverage[k];
+            int64_t lev = b->pos_leverage[p];
+            if (lev > t->tier_max_leverage[k]) lev = t->tier_max_leverage[k];
             overflow |= __builtin_add_overflow(im, notional / lev + (notional % lev != 0), &im);
         }
     }
@@ -60,11 +61,6 @@ static inline int sweep_one(const struct margin_view *v, int64_t a, int64_t out,
     return 0;
 }
 
-#define MARGIN_VIEW                                                                            \
-    {acct_start,        balance,       pos_instrument,          pos_qty,          pos_cost,   \
-     pos_leverage,      mark_lot_value, tier_start,             tier_max_notional, tier_mmr,  \
-     tier_maintenance_amount, tier_max_leverage, warning_rate}
-
 /* Blocked sweep of accounts [begin, end) without initial margin, the hot path. Positions are
  * walked in blocks of up to SWEEP_BLOCK, writing running sums to small prefix arrays; each
  * account then takes the difference of two prefixes. Neither loop exits on data, so short
@@ -79,20 +75,22 @@ static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *t
                                    const int64_t *tier_b, int64_t begin, int64_t end,
                                    int64_t *equity, int64_t *maintenance_margin,
                                    int8_t *status) {
+    const book_columns *bk = &v->book;
+    const tier_table *t = &v->tiers;
     i128 eq_prefix[SWEEP_BLOCK + 1];
     int64_t mm_prefix[SWEEP_BLOCK + 1];
     int32_t live_prefix[SWEEP_BLOCK + 1];
     int64_t a = begin;
     while (a < end) {
-        int64_t p0 = v->acct_start[a];
-        if (v->acct_start[a + 1] - p0 > SWEEP_BLOCK) { /* one account larger than a block */
+        int64_t p0 = bk->acct_start[a];
+        if (bk->acct_start[a + 1] - p0 > SWEEP_BLOCK) { /* one account larger than a block */
             if (sweep_one(v, a, a, equity, maintenance_margin, NULL, status)) return a;
             a++;
             continue;
         }
         int64_t b = a + 1;
-        while (b < end && v->acct_start[b + 1] - p0 <= SWEEP_BLOCK) b++;
-        int64_t p1 = v->acct_start[b];
+        while (b < end && bk->acct_start[b + 1] - p0 <= SWEEP_BLOCK) b++;
+        int64_t p1 = bk->acct_start[b];
         int overflow = 0;
         i128 eq_sum = 0;
         int64_t mm_sum = 0;
@@ -101,22 +99,22 @@ static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *t
         mm_prefix[0] = 0;
         live_prefix[0] = 0;
         for (int64_t p = p0; p < p1; p++) {
-            int64_t q = v->pos_qty[p];
-            int32_t inst = v->pos_instrument[p];
+            int64_t q = bk->pos_qty[p];
+            int32_t inst = bk->pos_instrument[p];
             int64_t value;
-            overflow |= __builtin_mul_overflow(q, v->mark_lot_value[inst], &value);
+            overflow |= __builtin_mul_overflow(q, bk->mark_lot_value[inst], &value);
             overflow |= value == INT64_MIN;
             int64_t notional = value < 0 ? (int64_t)(0 - (uint64_t)value) : value;
-            eq_sum += (i128)value - v->pos_cost[p];
-            int64_t k = tier_of(v->tier_max_notional, v->tier_start[inst], v->tier_start[inst + 1],
+            eq_sum += (i128)value - bk->pos_cost[p];
+            int64_t k = tier_of(t->tier_max_notional, t->tier_start[inst], t->tier_start[inst + 1],
                                 notional);
             uint64_t abs_q = q < 0 ? 0 - (uint64_t)q : (uint64_t)q;
             int64_t margin =
                 abs_q < ((uint64_t)1 << 36)
                     ? (int64_t)abs_q * tier_a[k] +
                           (int64_t)((abs_q * (uint64_t)tier_b[k] + RATE_SCALE - 1) / RATE_SCALE)
-                    : ceil_rate_product(notional, v->tier_mmr[k]);
-            overflow |= __builtin_add_overflow(mm_sum, margin - v->tier_maintenance_amount[k],
+                    : ceil_rate_product(notional, t->tier_mmr[k]);
+            overflow |= __builtin_add_overflow(mm_sum, margin - t->tier_maintenance_amount[k],
                                                &mm_sum);
             live += q != 0;
             int64_t j = p - p0 + 1;
@@ -134,8 +132,8 @@ static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *t
             continue;
         }
         for (int64_t c = a; c < b; c++) {
-            int64_t s0 = v->acct_start[c] - p0, s1 = v->acct_start[c + 1] - p0;
-            i128 eq = v->balance[c] + eq_prefix[s1] - eq_prefix[s0];
+            int64_t s0 = bk->acct_start[c] - p0, s1 = bk->acct_start[c + 1] - p0;
+            i128 eq = bk->balance[c] + eq_prefix[s1] - eq_prefix[s0];
             int64_t mm = mm_prefix[s1] - mm_prefix[s0];
             if (!fits_i64(eq)) return c;
             equity[c] = (int64_t)eq;
@@ -155,21 +153,34 @@ static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *t
     return -1;
 }
 
-int64_t sweep_accounts(int64_t n_accounts, const int64_t *acct_start, const int64_t *balance,
-                       const int32_t *pos_instrument, const int64_t *pos_qty,
-                       const int64_t *pos_cost, const int32_t *pos_leverage,
-                       int64_t n_instruments, const int64_t *mark_lot_value,
-                       const int64_t *tier_start, const int64_t *tier_max_notional,
-                       const int64_t *tier_mmr, const int64_t *tier_maintenance_amount,
-                       const int64_t *tier_max_leverage, int64_t warning_rate,
-                       int64_t *tier_scratch, int64_t *equity, int64_t *maintenance_margin,
-                       int64_t *initial_margin, int8_t *status, int n_threads) {
-    const struct margin_view v = MARGIN_VIEW;
+/* Debug build: the sweep's preconditions beyond the columns' own. */
+static void assert_sweep_args(const book_columns *book, const tier_table *tiers,
+                              int64_t warning_rate, const sweep_out *out, int reads) {
+    assert_book_columns(book, READS_ACCT_START | READS_BALANCE | READS_COST | reads);
+    assert_tier_table(tiers, book, reads);
+    KERNEL_ASSERT(0 < warning_rate && warning_rate <= RATE_SCALE);
+    KERNEL_ASSERT(out != NULL);
+    KERNEL_ASSERT(out->equity != NULL && out->maintenance_margin != NULL);
+    KERNEL_ASSERT(out->status != NULL);
+}
+
+int64_t sweep_accounts(const book_columns *book, const tier_table *tiers, int64_t warning_rate,
+                       int64_t *tier_scratch, int n_threads, const sweep_out *out) {
+    if (KERNEL_DEBUG) {
+        KERNEL_ASSERT(out != NULL && tier_scratch != NULL);
+        assert_sweep_args(book, tiers, warning_rate, out, out->initial_margin ? READS_LEVERAGE : 0);
+    }
+    int64_t *initial_margin = out->initial_margin;
+    const struct margin_view v = {*book, *tiers, warning_rate};
+    int64_t *equity = out->equity, *maintenance_margin = out->maintenance_margin;
+    int8_t *status = out->status;
+    int64_t n_accounts = book->n_accounts, n_instruments = tiers->n_instruments;
+    const int64_t *tier_start = tiers->tier_start;
     int64_t n_tiers = tier_start[n_instruments];
     int64_t *tier_a = tier_scratch, *tier_b = tier_scratch + n_tiers;
     for (int64_t i = 0; i < n_instruments; i++) {
         for (int64_t k = tier_start[i]; k < tier_start[i + 1]; k++) {
-            i128 x = (i128)mark_lot_value[i] * tier_mmr[k];
+            i128 x = (i128)book->mark_lot_value[i] * tiers->tier_mmr[k];
             tier_a[k] = (int64_t)(x / RATE_SCALE);
             tier_b[k] = (int64_t)(x % RATE_SCALE);
         }
@@ -181,8 +192,6 @@ int64_t sweep_accounts(int64_t n_accounts, const int64_t *acct_start, const int6
 #pragma omp parallel num_threads(threads) reduction(min : first_bad)
 #endif
     {
-        /* A private copy: the compiler may then keep the columns in registers, which it
-         * cannot do through a pointer to shared state that the outputs might alias. */
         const struct margin_view local = v;
         int64_t begin = 0, end = n_accounts;
 #ifdef _OPENMP
@@ -206,26 +215,33 @@ int64_t sweep_accounts(int64_t n_accounts, const int64_t *acct_start, const int6
     return first_bad == INT64_MAX ? -1 : first_bad;
 }
 
-int64_t sweep_account_rows(int64_t n_rows, const int64_t *rows, const int64_t *acct_start,
-                           const int64_t *balance, const int32_t *pos_instrument,
-                           const int64_t *pos_qty, const int64_t *pos_cost,
-                           const int32_t *pos_leverage, const int64_t *mark_lot_value,
-                           const int64_t *tier_start, const int64_t *tier_max_notional,
-                           const int64_t *tier_mmr, const int64_t *tier_maintenance_amount,
-                           const int64_t *tier_max_leverage, int64_t warning_rate,
-                           int64_t *equity, int64_t *maintenance_margin, int8_t *status) {
-    const struct margin_view v = MARGIN_VIEW;
+int64_t sweep_account_rows(const book_columns *book, const tier_table *tiers,
+                           int64_t warning_rate, int64_t n_rows, const int64_t *rows,
+                           const sweep_out *out) {
+    if (KERNEL_DEBUG) {
+        assert_sweep_args(book, tiers, warning_rate, out, 0);
+        KERNEL_ASSERT(n_rows >= 0 && rows != NULL);
+        for (int64_t i = 0; i < n_rows; i++)
+            KERNEL_ASSERT(0 <= rows[i] && rows[i] < book->n_accounts);
+    }
+    const struct margin_view v = {*book, *tiers, warning_rate};
+    int64_t *equity = out->equity, *maintenance_margin = out->maintenance_margin;
+    int8_t *status = out->status;
     for (int64_t i = 0; i < n_rows; i++) {
         if (sweep_one(&v, rows[i], i, equity, maintenance_margin, NULL, status)) return i;
     }
     return -1;
 }
 
-void account_exposure(int64_t n_accounts, const int64_t *acct_start,
-                      const int32_t *pos_instrument, const int64_t *pos_qty,
-                      const int64_t *mark_lot_value, double *gross_notional,
-                      double *n_positions) {
-    for (int64_t a = 0; a < n_accounts; a++) {
+void account_exposure(const book_columns *book, double *gross_notional, double *live_positions) {
+    if (KERNEL_DEBUG) {
+        assert_book_columns(book, READS_ACCT_START);
+        KERNEL_ASSERT(gross_notional != NULL && live_positions != NULL);
+    }
+    const int64_t *acct_start = book->acct_start, *pos_qty = book->pos_qty;
+    const int32_t *pos_instrument = book->pos_instrument;
+    const int64_t *mark_lot_value = book->mark_lot_value;
+    for (int64_t a = 0; a < book->n_accounts; a++) {
         double gross = 0.0, live = 0.0;
         for (int64_t p = acct_start[a]; p < acct_start[a + 1]; p++) {
             double q = (double)pos_qty[p];
@@ -233,33 +249,40 @@ void account_exposure(int64_t n_accounts, const int64_t *acct_start,
             live += pos_qty[p] != 0;
         }
         gross_notional[a] = gross;
-        n_positions[a] = live;
+        live_positions[a] = live;
     }
 }
 
-int64_t position_margins(int64_t n_positions, const int32_t *pos_instrument,
-                         const int64_t *pos_qty, const int64_t *pos_cost,
-                         const int32_t *pos_leverage, const int64_t *mark_lot_value,
-                         const int64_t *tier_start, const int64_t *tier_max_notional,
-                         const int64_t *tier_mmr, const int64_t *tier_maintenance_amount,
-                         const int64_t *tier_max_leverage, int64_t *notional,
-                         int64_t *unrealized_pnl, int64_t *maintenance_margin,
-                         int64_t *initial_margin, int64_t *tier_index) {
-    for (int64_t p = 0; p < n_positions; p++) {
-        int32_t inst = pos_instrument[p];
-        i128 value = (i128)pos_qty[p] * mark_lot_value[inst];
+int64_t position_margins(const book_columns *book, const tier_table *tiers,
+                         const position_margin_out *out) {
+    if (KERNEL_DEBUG) {
+        assert_book_columns(book, READS_COST | READS_LEVERAGE);
+        assert_tier_table(tiers, book, READS_LEVERAGE);
+        KERNEL_ASSERT(out != NULL && out->notional != NULL && out->unrealized_pnl != NULL);
+        KERNEL_ASSERT(out->maintenance_margin != NULL && out->initial_margin != NULL);
+        KERNEL_ASSERT(out->tier_index != NULL);
+    }
+    const book_columns *b = book;
+    const tier_table *t = tiers;
+    int64_t *notional = out->notional, *unrealized_pnl = out->unrealized_pnl;
+    int64_t *maintenance_margin = out->maintenance_margin, *initial_margin = out->initial_margin;
+    int64_t *tier_index = out->tier_index;
+    for (int64_t p = 0; p < b->n_positions; p++) {
+        int32_t inst = b->pos_instrument[p];
+        i128 value = (i128)b->pos_qty[p] * b->mark_lot_value[inst];
         i128 n128 = value < 0 ? -value : value;
-        i128 upnl = value - pos_cost[p];
+        i128 upnl = value - b->pos_cost[p];
         if (n128 > (i128)INT64_MAX || !fits_i64(upnl)) return p;
         int64_t n = (int64_t)n128;
-        int64_t k = tier_of(tier_max_notional, tier_start[inst], tier_start[inst + 1], n);
-        int64_t lev = pos_leverage[p];
-        if (lev > tier_max_leverage[k]) lev = tier_max_leverage[k];
+        int64_t k = tier_of(t->tier_max_notional, t->tier_start[inst], t->tier_start[inst + 1], n);
+        int64_t lev = b->pos_leverage[p];
+        if (lev > t->tier_max_leverage[k]) lev = t->tier_max_leverage[k];
         notional[p] = n;
         unrealized_pnl[p] = (int64_t)upnl;
-        maintenance_margin[p] = pos_qty[p] == 0 ? 0 : ceil_rate_product(n, tier_mmr[k]) - tier_maintenance_amount[k];
+        maintenance_margin[p] =
+            b->pos_qty[p] == 0 ? 0 : ceil_rate_product(n, t->tier_mmr[k]) - t->tier_maintenance_amount[k];
         initial_margin[p] = (n + lev - 1) / lev;
-        tier_index[p] = k - tier_start[inst];
+        tier_index[p] = k - t->tier_start[inst];
     }
     return -1;
 }

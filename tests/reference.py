@@ -1,6 +1,6 @@
 """Plain-Python references for the C kernels: Python ints and Fractions, no numpy, no C.
 
-They follow the definitions (DESIGN.md, csrc headers) directly rather than the kernels'
+They follow the definitions stated in the csrc headers directly rather than the kernels'
 algebra: liquidation prices are found by bisection on the exact breach margin at integer
 ticks, not by solving the linear pieces, so a slip in either shows up as a mismatch.
 """

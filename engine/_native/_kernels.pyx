@@ -1,25 +1,58 @@
 # cython: language_level=3
-"""Bindings of the C kernels: check shapes, allocate outputs, release the GIL, call."""
+"""Bindings of the C kernels: check shapes, build the column structs, release the GIL, call.
+
+The Python signatures take the book's columns one by one (engine.book passes its arrays);
+each function checks their lengths, points a `book_columns` and a `tier_table` (csrc/
+book_columns.h) at them and calls the kernel. The shared constants below come from the C
+headers, so Python and C read one definition.
+"""
 import numpy as np
 
-from libc.stdint cimport int8_t, int32_t, int64_t, uint64_t
+from libc.stdint cimport int8_t, int32_t, int64_t
 
 from engine._native.kernels cimport (
     ADL_POLICY_HYPERLIQUID as C_ADL_POLICY_HYPERLIQUID,
     ADL_POLICY_PNL_LEVERAGE as C_ADL_POLICY_PNL_LEVERAGE,
     ADL_SCORE_SCALE as C_ADL_SCORE_SCALE,
+    KERNEL_DEBUG as C_KERNEL_DEBUG,
     NULL_PRICE as C_NULL_PRICE,
+    POSITION_TICK_VALUE_MAX as C_POSITION_TICK_VALUE_MAX,
+    RATE_SCALE as C_RATE_SCALE,
+    STATUS_BANKRUPT as C_STATUS_BANKRUPT,
+    STATUS_COUNT as C_STATUS_COUNT,
+    STATUS_LIQUIDATE as C_STATUS_LIQUIDATE,
+    STATUS_MARGIN_CALL as C_STATUS_MARGIN_CALL,
+    STATUS_NAMES as C_STATUS_NAMES,
+    STATUS_OK as C_STATUS_OK,
     account_exposure as c_account_exposure,
     adl_scores as c_adl_scores,
     adl_top_k as c_adl_top_k,
     allocate_largest_remainder as c_allocate_largest_remainder,
+    book_columns,
     liquidation_prices as c_liquidation_prices,
+    position_margin_out,
     position_margins as c_position_margins,
-    read_sweep_columns as c_read_sweep_columns,
     sweep_account_rows as c_sweep_account_rows,
     sweep_accounts as c_sweep_accounts,
+    sweep_out,
+    tier_table,
 )
 
+KERNEL_DEBUG = bool(C_KERNEL_DEBUG)  # precondition asserts compiled in (a debug build)
+RATE_SCALE = C_RATE_SCALE
+POSITION_TICK_VALUE_MAX = C_POSITION_TICK_VALUE_MAX
+STATUS_OK = C_STATUS_OK
+STATUS_MARGIN_CALL = C_STATUS_MARGIN_CALL
+STATUS_LIQUIDATE = C_STATUS_LIQUIDATE
+STATUS_BANKRUPT = C_STATUS_BANKRUPT
+
+
+def _status_names():
+    cdef int code
+    return tuple([C_STATUS_NAMES[code].decode("ascii") for code in range(C_STATUS_COUNT)])
+
+
+STATUS_NAMES = _status_names()
 NULL_PRICE = C_NULL_PRICE
 ADL_POLICY_PNL_LEVERAGE = C_ADL_POLICY_PNL_LEVERAGE
 ADL_POLICY_HYPERLIQUID = C_ADL_POLICY_HYPERLIQUID
@@ -61,6 +94,48 @@ def _check_book(const int64_t[::1] acct_start, const int64_t[::1] balance,
         raise ValueError("tier_start must have one entry per instrument plus one")
 
 
+cdef book_columns _positions(const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
+                             const int64_t[::1] mark_lot_value) noexcept:
+    """A book_columns over checked instrument, qty and mark columns; the caller points the
+    other columns it has (cost, leverage, accounts), and the rest stay NULL: not read."""
+    cdef book_columns book
+    book.n_accounts = 0
+    book.acct_start = NULL
+    book.balance = NULL
+    book.n_positions = pos_qty.shape[0]
+    book.pos_instrument = p32(pos_instrument)
+    book.pos_qty = p64(pos_qty)
+    book.pos_cost = NULL
+    book.pos_leverage = NULL
+    book.n_instruments = mark_lot_value.shape[0]
+    book.mark_lot_value = p64(mark_lot_value)
+    return book
+
+
+cdef tier_table _tiers(const int64_t[::1] tier_start, const int64_t[::1] tier_max_notional,
+                       const int64_t[::1] tier_mmr, const int64_t[::1] tier_maintenance_amount,
+                       const int64_t[::1] tier_max_leverage) except *:
+    """A tier_table over checked columns; tier_max_leverage may be None (NULL: not read),
+    tick_value is NULL until the caller points it."""
+    cdef Py_ssize_t n_tiers = tier_max_notional.shape[0]
+    if tier_mmr.shape[0] != n_tiers or tier_maintenance_amount.shape[0] != n_tiers or (
+        tier_max_leverage is not None and tier_max_leverage.shape[0] != n_tiers
+    ):
+        raise ValueError("tier columns must have equal lengths")
+    if tier_start.shape[0] == 0 or tier_start[tier_start.shape[0] - 1] != n_tiers:
+        raise ValueError("tier_start must end at the number of tiers")
+    cdef tier_table tiers
+    tiers.n_instruments = tier_start.shape[0] - 1
+    tiers.tick_value = NULL
+    tiers.tier_start = p64(tier_start)
+    tiers.n_tiers = n_tiers
+    tiers.tier_max_notional = p64(tier_max_notional)
+    tiers.tier_mmr = p64(tier_mmr)
+    tiers.tier_maintenance_amount = p64(tier_maintenance_amount)
+    tiers.tier_max_leverage = NULL if tier_max_leverage is None else p64(tier_max_leverage)
+    return tiers
+
+
 def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
                    const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
                    const int64_t[::1] pos_cost, const int32_t[::1] pos_leverage,
@@ -92,24 +167,26 @@ def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
     cdef int64_t[::1] mm_v = maintenance
     cdef int64_t[::1] im_v = initial
     cdef int8_t[::1] st_v = status
-    cdef int64_t *im_ptr = NULL
     cdef int8_t one_status[1]
-    if with_initial_margin and n > 0:
-        im_ptr = &im_v[0]
-    if tier_max_notional.shape[0] != tier_start[tier_start.shape[0] - 1]:
-        raise ValueError("tier_start must end at the number of tiers")
-    scratch = np.empty(2 * tier_max_notional.shape[0], dtype=np.int64)
+    cdef book_columns book = _positions(pos_instrument, pos_qty, mark_lot_value)
+    book.pos_cost = p64(pos_cost)
+    book.n_accounts = n
+    book.acct_start = p64(acct_start)
+    book.balance = p64(balance)
+    book.pos_leverage = p32(pos_leverage)
+    cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
+                                   tier_maintenance_amount, tier_max_leverage)
+    cdef sweep_out result
+    result.equity = <int64_t*>p64(eq_v)
+    result.maintenance_margin = <int64_t*>p64(mm_v)
+    result.initial_margin = <int64_t*>p64(im_v) if with_initial_margin else NULL
+    result.status = &st_v[0] if n > 0 else one_status
+    scratch = np.empty(2 * tiers.n_tiers, dtype=np.int64)
     cdef int64_t[::1] scratch_v = scratch
     cdef int64_t bad
     with nogil:
-        bad = c_sweep_accounts(n, p64(acct_start), p64(balance), p32(pos_instrument),
-                               p64(pos_qty), p64(pos_cost), p32(pos_leverage),
-                               mark_lot_value.shape[0], p64(mark_lot_value), p64(tier_start),
-                               p64(tier_max_notional), p64(tier_mmr),
-                               p64(tier_maintenance_amount), p64(tier_max_leverage),
-                               warning_rate, <int64_t*>p64(scratch_v),
-                               <int64_t*>p64(eq_v), <int64_t*>p64(mm_v), im_ptr,
-                               &st_v[0] if n > 0 else one_status, n_threads)
+        bad = c_sweep_accounts(&book, &tiers, warning_rate, <int64_t*>p64(scratch_v), n_threads,
+                               &result)
     if bad >= 0:
         raise NativeOverflowError(f"account at index {bad}: a notional or total exceeds int64", bad)
     return equity, maintenance, (initial if with_initial_margin else None), status
@@ -139,15 +216,22 @@ def sweep_account_rows(const int64_t[::1] rows, const int64_t[::1] acct_start,
     cdef int64_t[::1] mm_v = maintenance
     cdef int8_t[::1] st_v = status
     cdef int8_t one_status[1]
+    cdef book_columns book = _positions(pos_instrument, pos_qty, mark_lot_value)
+    book.pos_cost = p64(pos_cost)
+    book.n_accounts = balance.shape[0]
+    book.acct_start = p64(acct_start)
+    book.balance = p64(balance)
+    book.pos_leverage = p32(pos_leverage)
+    cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
+                                   tier_maintenance_amount, tier_max_leverage)
+    cdef sweep_out result
+    result.equity = <int64_t*>p64(eq_v)
+    result.maintenance_margin = <int64_t*>p64(mm_v)
+    result.initial_margin = NULL
+    result.status = &st_v[0] if n > 0 else one_status
     cdef int64_t bad
     with nogil:
-        bad = c_sweep_account_rows(n, p64(rows), p64(acct_start), p64(balance),
-                                   p32(pos_instrument), p64(pos_qty), p64(pos_cost),
-                                   p32(pos_leverage), p64(mark_lot_value), p64(tier_start),
-                                   p64(tier_max_notional), p64(tier_mmr),
-                                   p64(tier_maintenance_amount), p64(tier_max_leverage),
-                                   warning_rate, <int64_t*>p64(eq_v), <int64_t*>p64(mm_v),
-                                   &st_v[0] if n > 0 else one_status)
+        bad = c_sweep_account_rows(&book, &tiers, warning_rate, n, p64(rows), &result)
     if bad >= 0:
         raise NativeOverflowError(f"account row {rows[bad]}: a notional or total exceeds int64",
                                   rows[bad])
@@ -171,10 +255,11 @@ def account_exposure(const int64_t[::1] acct_start, const int32_t[::1] pos_instr
     cdef double[::1] gross_v = gross
     cdef double[::1] live_v = live
     cdef double one[1]
+    cdef book_columns book = _positions(pos_instrument, pos_qty, mark_lot_value)
+    book.n_accounts = n
+    book.acct_start = p64(acct_start)
     with nogil:
-        c_account_exposure(n, p64(acct_start), p32(pos_instrument), p64(pos_qty),
-                           p64(mark_lot_value), &gross_v[0] if n > 0 else one,
-                           &live_v[0] if n > 0 else one)
+        c_account_exposure(&book, &gross_v[0] if n > 0 else one, &live_v[0] if n > 0 else one)
     return gross, live
 
 
@@ -190,20 +275,26 @@ def position_margins(const int32_t[::1] pos_instrument, const int64_t[::1] pos_q
         raise ValueError("position columns must have equal lengths")
     if tier_start.shape[0] != mark_lot_value.shape[0] + 1:
         raise ValueError("tier_start must have one entry per instrument plus one")
+    cdef book_columns book = _positions(pos_instrument, pos_qty, mark_lot_value)
+    book.pos_cost = p64(pos_cost)
+    book.pos_leverage = p32(pos_leverage)
+    cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
+                                   tier_maintenance_amount, tier_max_leverage)
     out = [np.empty(n, dtype=np.int64) for _ in range(5)]
     cdef int64_t[::1] o0 = out[0]
     cdef int64_t[::1] o1 = out[1]
     cdef int64_t[::1] o2 = out[2]
     cdef int64_t[::1] o3 = out[3]
     cdef int64_t[::1] o4 = out[4]
+    cdef position_margin_out result
+    result.notional = <int64_t*>p64(o0)
+    result.unrealized_pnl = <int64_t*>p64(o1)
+    result.maintenance_margin = <int64_t*>p64(o2)
+    result.initial_margin = <int64_t*>p64(o3)
+    result.tier_index = <int64_t*>p64(o4)
     cdef int64_t bad
     with nogil:
-        bad = c_position_margins(n, p32(pos_instrument), p64(pos_qty), p64(pos_cost),
-                                 p32(pos_leverage), p64(mark_lot_value), p64(tier_start),
-                                 p64(tier_max_notional), p64(tier_mmr),
-                                 p64(tier_maintenance_amount), p64(tier_max_leverage),
-                                 <int64_t*>p64(o0), <int64_t*>p64(o1), <int64_t*>p64(o2),
-                                 <int64_t*>p64(o3), <int64_t*>p64(o4))
+        bad = c_position_margins(&book, &tiers, &result)
     if bad >= 0:
         raise NativeOverflowError(f"position at index {bad}: a value exceeds int64", bad)
     return tuple(out)
@@ -220,6 +311,14 @@ def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance
                 mark_lot_value.shape[0])
     if tick_value.shape[0] != mark_lot_value.shape[0]:
         raise ValueError("tick_value must have one entry per instrument")
+    cdef book_columns book = _positions(pos_instrument, pos_qty, mark_lot_value)
+    book.pos_cost = p64(pos_cost)
+    book.n_accounts = balance.shape[0]
+    book.acct_start = p64(acct_start)
+    book.balance = p64(balance)
+    cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
+                                   tier_maintenance_amount, None)
+    tiers.tick_value = p64(tick_value)
     cdef Py_ssize_t n_pos = pos_qty.shape[0]
     liq = np.full(n_pos, C_NULL_PRICE, dtype=np.int64)
     bkr = np.full(n_pos, C_NULL_PRICE, dtype=np.int64)
@@ -227,12 +326,7 @@ def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance
     cdef int64_t[::1] bkr_v = bkr
     cdef int64_t bad
     with nogil:
-        bad = c_liquidation_prices(balance.shape[0], p64(acct_start), p64(balance),
-                                   p32(pos_instrument), p64(pos_qty), p64(pos_cost),
-                                   p64(tick_value), p64(mark_lot_value), p64(tier_start),
-                                   p64(tier_max_notional), p64(tier_mmr),
-                                   p64(tier_maintenance_amount), <int64_t*>p64(liq_v),
-                                   <int64_t*>p64(bkr_v))
+        bad = c_liquidation_prices(&book, &tiers, <int64_t*>p64(liq_v), <int64_t*>p64(bkr_v))
     if bad >= 0:
         raise NativeOverflowError(f"account at index {bad}: a notional exceeds int64", bad)
     return liq, bkr
@@ -301,19 +395,3 @@ def allocate_largest_remainder(const int64_t[::1] weight, const int64_t[::1] acc
     if allocated < 0:
         raise ValueError(f"weight {-1 - allocated}: negative, or the weights sum beyond int64")
     return part, allocated
-
-
-def read_sweep_columns(const int64_t[::1] acct_start, const int64_t[::1] balance,
-                       const int32_t[::1] pos_instrument, const int64_t[::1] pos_qty,
-                       const int64_t[::1] pos_cost):
-    """Benchmark baseline: read the sweep's columns once; returns a checksum."""
-    if acct_start.shape[0] != balance.shape[0] + 1:
-        raise ValueError("acct_start must have one more entry than balance")
-    if not (pos_instrument.shape[0] == pos_qty.shape[0] == pos_cost.shape[0]):
-        raise ValueError("position columns must have equal lengths")
-    cdef uint64_t checksum
-    with nogil:
-        checksum = c_read_sweep_columns(balance.shape[0], p64(acct_start), p64(balance),
-                                        pos_qty.shape[0], p32(pos_instrument), p64(pos_qty),
-                                        p64(pos_cost))
-    return checksum

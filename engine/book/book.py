@@ -41,8 +41,10 @@ from engine.book.positions import PositionStore
 from engine.book.reasons import RejectReason
 from engine.risk.sweep import Risk, RiskView
 
-STATUS_NAMES = ("ok", "margin_call", "liquidate", "bankrupt")
-STATUS_OK, STATUS_MARGIN_CALL, STATUS_LIQUIDATE, STATUS_BANKRUPT = range(4)
+# Account status codes (in order of severity) and their names, defined once in csrc/margin.h.
+STATUS_NAMES = _native.STATUS_NAMES
+STATUS_OK, STATUS_MARGIN_CALL = _native.STATUS_OK, _native.STATUS_MARGIN_CALL
+STATUS_LIQUIDATE, STATUS_BANKRUPT = _native.STATUS_LIQUIDATE, _native.STATUS_BANKRUPT
 
 
 class Book:

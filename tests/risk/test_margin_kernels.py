@@ -349,17 +349,30 @@ def test_account_exposure_matches_reference(book: dict) -> None:
         assert live[a] == sum(1 for p in account if p.qty)
 
 
-def test_read_baseline_checksum_matches_reference() -> None:
-    rng = np.random.default_rng(3)
-    start = np.array([0, 2, 2, 5], dtype=np.int64)
-    balance = rng.integers(-(2**40), 2**40, 3)
-    inst = rng.integers(0, 9, 5).astype(np.int32)
-    qty = rng.integers(-(2**50), 2**50, 5)
-    cost = rng.integers(-(2**60), 2**60, 5)
-    mask = 2**64 - 1
-    expected = int(start[-1])
-    for a in range(3):
-        expected = (expected + ((int(start[a]) ^ int(balance[a])) & mask)) & mask
-    for p in range(5):
-        expected = (expected + ((int(inst[p]) ^ int(qty[p]) ^ int(cost[p])) & mask)) & mask
-    assert _native.read_sweep_columns(start, balance, inst, qty, cost) == expected
+def test_tier_columns_of_unequal_length_are_rejected() -> None:
+    book = _one_tier_book(100, 1, 1000, 1000, 1_000_000)
+    start, inst, qty, cost, lev = csr(book["positions"])
+    tier_start, bounds, mmr, cum, max_lev = flatten(book["tiers"])
+    balance = np.array(book["balances"], dtype=np.int64)
+    marks = np.array(book["mark_lot_value"], dtype=np.int64)
+    short = max_lev[:0]
+    with pytest.raises(ValueError, match="tier columns"):
+        _native.sweep_accounts(
+            start, balance, inst, qty, cost, lev, marks, tier_start, bounds, mmr, cum, short, S
+        )
+    with pytest.raises(ValueError, match="tier columns"):
+        _native.position_margins(inst, qty, cost, lev, marks, tier_start, bounds, mmr, cum, short)
+    with pytest.raises(ValueError, match="tier columns"):
+        _native.liquidation_prices(
+            start,
+            balance,
+            inst,
+            qty,
+            cost,
+            np.ones(1, dtype=np.int64),
+            marks,
+            tier_start,
+            bounds,
+            mmr[:0],
+            cum,
+        )

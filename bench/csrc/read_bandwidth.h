@@ -3,9 +3,11 @@
  * bytes of acct_start (n_accounts + 1), balance (n_accounts), pos_instrument, pos_qty and
  * pos_cost (n_positions each), each read once, in order, folded into a checksum so the
  * compiler cannot skip the loads. No outputs but the checksum; not used by the engine.
+ * Preconditions: n_accounts, n_positions >= 0, each column as long as stated (the binding
+ * checks); the checksum wraps modulo 2^64 by design.
  */
-#ifndef CLEARING_READ_BANDWIDTH_H
-#define CLEARING_READ_BANDWIDTH_H
+#ifndef BENCH_READ_BANDWIDTH_H
+#define BENCH_READ_BANDWIDTH_H
 
 #include <stdint.h>
 
