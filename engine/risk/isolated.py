@@ -1,6 +1,6 @@
 """Isolated-margin positions: one position with its own margin is a sub-account of one.
 
-The liquidation price of such a position is DESIGN.md's formula
+The liquidation price of such a position is the isolated-margin formula of docs/design.md
 `LP = (WB + cum - s*|q|*entry) / (|q|*mmr - s*|q|)` on the tier that applies at that price,
 and the bankruptcy price the same with mmr = cum = 0. The cross kernel computes exactly
 that for a one-position account (the other positions' terms vanish), so this module feeds

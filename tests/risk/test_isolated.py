@@ -1,4 +1,4 @@
-"""Isolated liquidation prices against DESIGN.md's formula, computed with Fractions."""
+"""Isolated liquidation prices against the formula in docs/design.md, computed with Fractions."""
 
 from __future__ import annotations
 

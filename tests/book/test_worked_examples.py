@@ -1,4 +1,5 @@
-"""The seed examples of DESIGN.md through the whole book and kernels."""
+"""The worked examples of docs/design.md (liquidation prices 90000, 110000, 34013.61) through
+the whole book and kernels."""
 
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
