@@ -12,7 +12,6 @@ from __future__ import annotations
 from enum import IntEnum
 
 import numpy as np
-import pyarrow as pa
 
 EXTERNAL = -1
 CLEARING = -2
@@ -120,16 +119,3 @@ class Ledger:
         net = np.zeros(len(unique), dtype=np.int64)
         np.add.at(net, inverse, signed)
         return unique, net
-
-    def to_arrow(self) -> pa.Table:
-        reason_names = np.array([""] + [r.name.lower() for r in Reason], dtype=object)
-        return pa.table(
-            {
-                "seq": self.column("seq"),
-                "event_id": self.column("event_id"),
-                "debit": self.column("debit"),
-                "credit": self.column("credit"),
-                "amount": self.column("amount"),
-                "reason": pa.array(reason_names[self.column("reason")], type=pa.string()),
-            }
-        )

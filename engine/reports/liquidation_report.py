@@ -12,7 +12,7 @@ folder:
   kind, event id, account, symbol (null for money-only actions), qty (lots at the lot's
   places, signed as the trader's position), price (the execution price), amount (the money
   the action moved) and notional (|qty| x price), each decimal as float64 and exact text.
-- ledger.parquet: every posting of the book (engine.book.ledger.Ledger.to_arrow), opening
+- ledger.parquet: every posting of the book (engine.io.ledger_export), opening
   balances included.
 - accounts.parquet, positions.parquet: the risk report after the waterfall
   (engine.reports.risk_tables) with `adl_quantile`, the 1-5 ADL lights under the
@@ -38,6 +38,7 @@ from engine.book.instruments import InstrumentTable
 from engine.book.limits import VALUE_MAX
 from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, nets_to_zero
+from engine.io.ledger_export import ledger_to_arrow
 from engine.io.tables import read_book_inputs, write_tables
 from engine.reports.risk_tables import decimal_columns, risk_tables
 from engine.waterfall.conservation import audit
@@ -116,7 +117,7 @@ def liquidation_tick(
         out,
         {
             "events": events_table(book, result),
-            "ledger": book.ledger.to_arrow(),
+            "ledger": ledger_to_arrow(book.ledger),
             "accounts": account_table,
             "positions": position_table,
             "insurance": insurance_table(book, profile, result, floor),
