@@ -44,17 +44,10 @@ from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_r
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
 from engine.cli.exit_codes import EXIT_OK
-from engine.io.book_inputs import book_from_inputs
+from engine.io.book_inputs import book_from_inputs, read_accounts, read_positions
+from engine.io.columns import Column, Grid, decimal_column, int_column
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
-from engine.io.tables import (
-    Grid,
-    _Column,
-    decimal_column,
-    int_column,
-    read_accounts,
-    read_positions,
-    read_table,
-)
+from engine.io.tables import read_table
 from engine.reports.settlement import CURRENCY_DEFAULT, SUMMARY, write_outputs
 from engine.settlement.settlement import (
     INTEREST_RATE_DEFAULT,
@@ -240,9 +233,9 @@ def read_funding(path: Path, instruments: InstrumentTable) -> list[FundingInput]
 
 def read_fees(path: Path, instruments: InstrumentTable) -> FeesInput:
     table = read_table(path, ("account_id", "fee"))
-    ids = int_column(table, _Column(path, "account_id"))
+    ids = int_column(table, Column(path, "account_id"))
     money = Grid([instruments.money_step], ["money unit"])
-    amount = decimal_column(table, _Column(path, "fee"), money)
+    amount = decimal_column(table, Column(path, "fee"), money)
     return FeesInput(ids, amount)
 
 

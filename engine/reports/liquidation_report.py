@@ -37,9 +37,9 @@ from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
 from engine.book.limits import VALUE_MAX
 from engine.book.reasons import RejectReason
-from engine.io.book_inputs import book_from_inputs, nets_to_zero
+from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
 from engine.io.ledger_export import ledger_to_arrow
-from engine.io.tables import read_book_inputs, write_tables
+from engine.io.tables import write_tables
 from engine.reports.risk_tables import decimal_columns, risk_tables
 from engine.waterfall.conservation import audit
 from engine.waterfall.events import EVENT_KINDS, NO_INSTRUMENT, WaterfallResult

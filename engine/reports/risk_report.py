@@ -9,8 +9,8 @@ from pathlib import Path
 
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
-from engine.io.book_inputs import book_from_inputs
-from engine.io.tables import read_book_inputs, write_tables
+from engine.io.book_inputs import book_from_inputs, read_book_inputs
+from engine.io.tables import write_tables
 from engine.reports.risk_tables import risk_tables
 
 
