@@ -49,14 +49,10 @@ from engine.io.columns import Column, Grid, decimal_column, int_column
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.io.tables import read_table
 from engine.reports.settlement import CURRENCY_DEFAULT, SUMMARY, write_outputs
-from engine.settlement.settlement import (
-    INTEREST_RATE_DEFAULT,
-    FeesInput,
-    FundingInput,
-    check_date,
-    settle,
-    with_settled_date,
-)
+from engine.settlement.dates import check_date, with_settled_date
+from engine.settlement.fees import FeesInput
+from engine.settlement.funding import INTEREST_RATE_DEFAULT, FundingInput
+from engine.settlement.run import settle
 from engine.waterfall.profile import PROFILES_DIR, Profile, ProfileError
 
 SNAPSHOT_NAME = "snapshot.arrow"

@@ -32,7 +32,7 @@ from engine.book.book import STATUS_NAMES, Book
 from engine.book.fixed import RATE_SCALE, format_units
 from engine.book.ledger import FUNDING_POOL, HOUSE_ACCOUNTS, Reason
 from engine.book.limits import RESERVED_ACCOUNT_BASE
-from engine.settlement.settlement import SettlementResult
+from engine.settlement.results import SettlementResult
 from engine.waterfall.profile import Profile
 
 CURRENCY_DEFAULT = "USDT"

@@ -1,10 +1,5 @@
-"""End-of-day settlement: a hand-worked book, exact netting of funding and variation margin,
-conservation, refusals that leave the book unchanged.
-
-Grid of the worked example (money_decimals 4, so 1 USDT = 10^4 units):
-- BTC-PERP, perpetual: tick 0.1, lot 0.001 BTC -> tick_value 0.1 x 0.001 x 10^4 = 1 unit;
-- ETH-0926, dated:     tick 0.01, lot 0.01 ETH -> tick_value 0.01 x 0.01 x 10^4 = 1 unit;
-so a position's value in units is lots x ticks.
+"""engine.settlement.run: a hand-worked book, exact netting of funding and variation margin,
+conservation, refusals that leave the book unchanged (the example: tests/settlement/example.py).
 """
 
 from __future__ import annotations
@@ -20,62 +15,19 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentError, InstrumentTable
 from engine.book.ledger import CLEARING, FEES, FUNDING_POOL
-from engine.settlement.settlement import (
-    FeesInput,
-    FundingInput,
-    check_date,
-    funding_rate_from_premium,
-    settle,
-    with_settled_date,
-)
+from engine.settlement.fees import FeesInput
+from engine.settlement.funding import FundingInput
+from engine.settlement.run import settle
 from engine.waterfall.conservation import audit
 from engine.waterfall.profile import Profile
-
-FUND = Profile.shipped().fund_account_id
-TIER = [{"max_notional": None, "mmr": "0.005", "max_leverage": 100}]
-
-
-def example_instruments() -> InstrumentTable:
-    return InstrumentTable.from_dict(
-        {
-            "money_decimals": 4,
-            "instruments": [
-                {"symbol": "BTC-PERP", "tick_size": "0.1", "lot_size": "0.001", "tiers": TIER},
-                {
-                    "symbol": "ETH-0926",
-                    "kind": "dated",
-                    "tick_size": "0.01",
-                    "lot_size": "0.01",
-                    "tiers": TIER,
-                },
-            ],
-        }
-    )
-
-
-def example_book() -> Book:
-    """Accounts 1, 2, 3 with 10000, 5000 and 250 USDT.
-
-    BTC-PERP at entry 100000.0 (1_000_000 ticks): 1 long 1.000 (1000 lots), 2 short 0.600,
-    3 short 0.400; costs 1000 x 1_000_000 = 1e9, -6e8, -4e8 units.
-    ETH-0926: 1 short 5.00 (500 lots) at 3000.00, 2 long 3.00 at 2990.00, 3 long 2.00 at
-    3015.00; costs -500 x 300_000 = -150_000_000, 300 x 299_000 = 89_700_000,
-    200 x 301_500 = 60_300_000 (they sum to 0: the trades were against each other).
-    """
-    return Book.from_arrays(
-        example_instruments(),
-        np.array([1, 2, 3]),
-        np.array([100_000_000, 50_000_000, 2_500_000]),
-        np.array([1, 2, 3, 1, 2, 3]),
-        np.array([0, 0, 0, 1, 1, 1]),
-        np.array([1000, -600, -400, -500, 300, 200]),
-        np.array([1_000_000_000, -600_000_000, -400_000_000, -150_000_000, 89_700_000, 60_300_000]),
-    )
-
-
-EXAMPLE_PRICES = {0: 1_010_000, 1: 310_000}  # BTC 101000.0, ETH 3100.00
-EXAMPLE_FUNDING = [FundingInput(0, rate=12_345)]  # 0.012345% for the interval
-EXAMPLE_FEES = FeesInput(np.array([1, 2]), np.array([123_456, -5_000]))  # 12.3456; -0.5 rebate
+from tests.settlement.example import (
+    EXAMPLE_FEES,
+    EXAMPLE_FUNDING,
+    EXAMPLE_PRICES,
+    FUND,
+    example_book,
+    example_instruments,
+)
 
 
 def test_hand_worked_example() -> None:
@@ -183,54 +135,6 @@ def test_bad_funding_or_fees_refused_before_any_change(
     assert len(book.ledger) == 3 and not book.mark_set.any()
 
 
-def test_funding_rate_from_premium() -> None:
-    cap = 375_000  # 0.75 x 0.005
-    # premium (101000.0 - 100000.0) / 100000.0 = 1% = 1_000_000; interest 0.01% = 10_000;
-    # 1_000_000 + clamp(10_000 - 1_000_000, +-50_000) = 950_000, capped at 375_000.
-    assert funding_rate_from_premium(1_010_000, 1_000_000, 10_000, cap) == 375_000
-    # premium 0.01%: interest - premium = 0, the rate is the premium 10_000.
-    assert funding_rate_from_premium(1_000_100, 1_000_000, 10_000, cap) == 10_000
-    # premium -0.01%: -10_000 + clamp(20_000, +-50_000) = 10_000 (the interest rate).
-    assert funding_rate_from_premium(999_900, 1_000_000, 10_000, cap) == 10_000
-    # premium -0.2%: -200_000 + clamp(210_000 -> 50_000) = -150_000; shorts pay.
-    assert funding_rate_from_premium(998_000, 1_000_000, 10_000, cap) == -150_000
-    # premium 1/3 and -1/3 truncate toward zero: +-33_333_333, then capped at +-0.3.
-    assert funding_rate_from_premium(4, 3, 0, 30_000_000) == 30_000_000
-    assert funding_rate_from_premium(2, 3, 0, 90_000_000) == -33_333_333 + 50_000
-
-
-def test_computed_funding_rate_charged() -> None:
-    book = example_book()
-    # index 100900.0: premium (1_010_000 - 1_009_000) x 10^8 / 1_009_000 = 99_108.02.. ->
-    # 99_108; 99_108 + clamp(10_000 - 99_108 -> -50_000) = 49_108; cap 0.75 x 0.005 = 375_000.
-    result = settle(
-        book,
-        EXAMPLE_PRICES,
-        date="d",
-        profile=Profile.shipped(),
-        funding=[FundingInput(0, index_price=1_009_000)],
-    )
-    assert result.instruments.funding_rate[0] == 49_108
-    assert result.instruments.funding_source[0] == "computed"
-    # 1 pays ceil(1_010_000_000 x 49_108 / 10^8) = ceil(495_990.8) = 495_991
-    assert result.funding[0] == -495_991
-
-
-def test_date_guard() -> None:
-    check_date("2025-10-12", ["2025-10-10", "2025-10-11"], force=False)
-    with pytest.raises(Rejected, match="already settled"):
-        check_date("2025-10-11", ["2025-10-11"], force=False)
-    with pytest.raises(Rejected, match="before the last settled date 2025-10-11"):
-        check_date("2025-10-09", ["2025-10-11"], force=False)
-    check_date("2025-10-11", ["2025-10-11"], force=True)
-    extra = with_settled_date({"offsets": [1], "settled_dates": ["2025-10-11"]}, "2025-10-11")
-    assert extra == {
-        "offsets": [1],
-        "settled_dates": ["2025-10-11"],
-        "settlement_date": "2025-10-11",
-    }
-
-
 def test_debt_mode_account_listed_negative() -> None:
     # ccp profile: no negative-balance protection. At BTC 92000.0 account 3 (short 0.4)
     # gains, account 1 (long 1 BTC, 10000 USDT) loses 8000 on BTC and 500 VM on ETH at
@@ -245,42 +149,6 @@ def test_debt_mode_account_listed_negative() -> None:
     assert int(book.account_id[result.negative_rows[0]]) == 1
     assert result.waterfall.debt_kept == -int(book.balance[row])
     assert all(result.checks.values())
-
-
-def _unbalanced_book(long_lots: int, short_lots: list[int]) -> Book:
-    table = example_instruments()
-    ids = np.arange(1, len(short_lots) + 2)
-    qty = np.array([long_lots, *[-s for s in short_lots]])
-    return Book.from_arrays(
-        table,
-        ids,
-        np.full(len(ids), 10**12),
-        ids,
-        np.zeros(len(ids), dtype=np.int32),
-        qty,
-        qty * 1_000_000,
-    )
-
-
-def test_receivers_share_what_was_paid_when_open_interest_does_not_net() -> None:
-    # Long 1 lot pays ceil(1_010_000 x 0.01) = 10_100 (rate 10^6 = 1%); the shorts hold
-    # 3 x 1 lot and are owed 3 x 10_100 = 30_300 > 10_100: they share the 10_100 pro rata
-    # to their (equal) owed amounts: 3_367, 3_367, 3_366 - the extra unit to lower ids.
-    book = _unbalanced_book(1, [1, 1, 1])
-    result = settle(
-        book, {0: 1_010_000}, date="d", profile=Profile.shipped(), funding=[FundingInput(0, 10**6)]
-    )
-    assert result.funding[:4].tolist() == [-10_100, 3_367, 3_367, 3_366]
-    assert book.house_balance[FUNDING_POOL] == 0
-    # The other way: 3 lots long pay 30_300, the one short is owed 10_100; the pool keeps
-    # the 20_200 that no short position stands against.
-    book = _unbalanced_book(3, [1])
-    result = settle(
-        book, {0: 1_010_000}, date="d", profile=Profile.shipped(), funding=[FundingInput(0, 10**6)]
-    )
-    assert result.funding[:2].tolist() == [-30_300, 10_100]
-    assert book.house_balance[FUNDING_POOL] == 20_200
-    assert not result.closed_book and all(result.checks.values())
 
 
 # ----- invariants on random closed books ---------------------------------------------------
