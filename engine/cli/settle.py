@@ -48,7 +48,8 @@ from engine.io.book_inputs import book_from_inputs, read_accounts, read_position
 from engine.io.columns import Column, Grid, decimal_column, int_column
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.io.tables import read_table
-from engine.reports.settlement import CURRENCY_DEFAULT, SUMMARY, write_outputs
+from engine.reports.settlement_outputs import SUMMARY, write_outputs
+from engine.reports.settlement_summary import CURRENCY_DEFAULT
 from engine.settlement.dates import check_date, with_settled_date
 from engine.settlement.fees import FeesInput
 from engine.settlement.funding import INTEREST_RATE_DEFAULT, FundingInput
