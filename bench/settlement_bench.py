@@ -1,14 +1,14 @@
 """End-of-day settlement at scale: `python -m bench.settlement_bench [--accounts N ...]`.
 
 Two child processes, so each peak memory is its own:
-1. generate: a seeded closed book (engine.synthetic's traders plus one market maker per
+1. generate: a seeded closed book (engine.stress.synthetic's traders plus one market maker per
    instrument taking the traders' net open interest, so open interest nets to zero, and an
    insurance fund of FUND_USDT), every 4th instrument dated, marks at the book's synthetic
    marks; written as the input snapshot,
    with settlement prices (marks moved by a seeded +-0.5% normal), a funding file (half the
    perpetuals a given rate, half an index price to compute it from) and a fees file (one
    row per account, 0.02% of its gross notional).
-2. settle: `clearing settle --snapshot ... --out DIR` through engine.settle_cli.run, timed
+2. settle: `clearing settle --snapshot ... --out DIR` through engine.cli.settle.run, timed
    from the command's start to its outputs renamed into place (snapshot read, settlement,
    statements, ledger, summary, charts, report and next-day snapshot all included).
 

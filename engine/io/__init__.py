@@ -4,7 +4,6 @@ tables: read a CSV or Parquet file's columns, write Parquet atomically.
 columns: Arrow columns to exact int64 columns (integers, decimals on a grid, symbols).
 book_inputs: the accounts, positions and marks files, and the book they make.
 settlement_inputs: the settlement's prices, funding and fees files.
-settlement_batch: the end-of-day settlement from files to files (`clearing settle`).
 snapshot: the whole book in one Arrow IPC file.
 ledger_export: the ledger as an Arrow table.
 """

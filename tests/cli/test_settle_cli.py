@@ -1,4 +1,4 @@
-"""`clearing settle` end to end on the worked example of tests/test_settlement.py: the
+"""`clearing settle` end to end on the worked example of tests/settlement/example.py: the
 outputs open in polars and duckdb, the charts are real PNGs, a refused run writes nothing,
 and a date is settled once unless forced."""
 
@@ -19,39 +19,16 @@ import pytest
 from rich.console import Console
 
 from engine.book.errors import Rejected
-from engine.cli.settle import PHASES, add_arguments, progress_bar, run
+from engine.cli.settle import add_arguments, progress_bar, run
 from engine.io.snapshot import read_snapshot
+from engine.reports.settlement_batch import PHASES
+from tests.settlement.example import PRICES, write_example_files
 
-INSTRUMENTS = """{"money_decimals": 4, "instruments": [
- {"symbol": "BTC-PERP", "tick_size": "0.1", "lot_size": "0.001",
-  "tiers": [{"max_notional": null, "mmr": "0.005", "max_leverage": 100}]},
- {"symbol": "ETH-0926", "kind": "dated", "tick_size": "0.01", "lot_size": "0.01",
-  "tiers": [{"max_notional": null, "mmr": "0.005", "max_leverage": 100}]}]}
-"""
-ACCOUNTS = "account_id,balance\n1,10000\n2,5000\n3,250\n"
-POSITIONS = (
-    "account_id,symbol,qty,entry_price\n1,BTC-PERP,1,100000\n2,BTC-PERP,-0.6,100000\n"
-    "3,BTC-PERP,-0.4,100000\n1,ETH-0926,-5,3000\n2,ETH-0926,3,2990\n3,ETH-0926,2,3015\n"
-)
-PRICES = "symbol,settlement_price\nBTC-PERP,101000\nETH-0926,3100\n"
-FUNDING = "symbol,funding_rate\nBTC-PERP,0.00012345\n"
-FEES = "account_id,fee\n1,12.3456\n2,-0.5\n"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _inputs(tmp_path: Path, prices: str = PRICES) -> Path:
-    d = tmp_path / "in"
-    d.mkdir(exist_ok=True)
-    for name, text in (
-        ("instruments.json", INSTRUMENTS),
-        ("accounts.csv", ACCOUNTS),
-        ("positions.csv", POSITIONS),
-        ("prices.csv", prices),
-        ("funding.csv", FUNDING),
-        ("fees.csv", FEES),
-    ):
-        (d / name).write_text(text)
-    return d
+    return write_example_files(tmp_path / "in", prices)
 
 
 def _settle(*argv: str | Path) -> int:
@@ -87,7 +64,7 @@ def test_outputs_open_in_polars_and_duckdb(tmp_path: Path) -> None:
     statements = pl.read_parquet(out / "statements.parquet")
     assert statements.height == 4  # three traders and the insurance fund
     assert statements.schema["closing_balance"] == pl.Decimal(19, 4)
-    # The worked example's closing balances (tests/test_settlement.py), in USDT.
+    # The worked example's closing balances (tests/settlement/test_run.py), in USDT.
     closing = dict(zip(statements["account_id"], statements["closing_balance"], strict=True))
     assert closing[1] == Decimal("9475.1859") and closing[2] == Decimal("5337.9810")
     assert closing[3] == Decimal("0")
