@@ -7,13 +7,16 @@ Each step of the scenario (time t):
 2. check: if no trader account breaches, the fund holds nothing and is above its floor, the
    step is done;
 3. waterfall (`run_waterfall(book, profile)`): liquidation into the fund at the mark, ADL and
-   socialized loss when the fund's equity is below its floor;
-4. unwind: the fund sells (buys back) what it took over into the market, at a price moved
+   socialized loss when the fund's equity is below its floor; run again at the same marks
+   while it took someone over and a trader is still in breach (a payer of ADL or socialized
+   loss can be), so every takeover at these marks is in before the unwind is priced;
+4. unwind: the fund sells (buys back) what it holds into the market, at a price moved
    by its own volume (engine.stress.impact: the impact I(Q) of the net volume Q sold and
    not yet refilled, averaged along the curve for the fill, rounded against the fund). The
    execution price goes through the same core: `run_waterfall(book, profile,
    unwind_prices=...)`, which also pays any shortfall the execution left by ADL (nothing to
-   deleverage against once the fund is flat) and socialized loss;
+   deleverage against once the fund is flat) and socialized loss. The lots priced are the
+   lots unwound (asserted), so the impact memory holds exactly the volume sold;
 5. the mark moves to path * (1 - I(Q + v)); back to 2. The step ends at its fixed point: a
    check with no new breach (engine.risk.incremental: only the accounts the move could
    reach and those the waterfall changed are re-evaluated; the statuses equal a full
@@ -96,20 +99,19 @@ def simulate(
         while _needs_waterfall(book, profile, floor, breach):
             record.rounds += 1
             assert record.rounds <= ROUNDS_MAX, "the cascade did not reach a fixed point"
-            first = run_waterfall(book, profile, swept=breach.current())
-            columns = event_columns(first, book)
-            _account(record, first, columns, book, floor)
-            result.events.add(columns, step, t_s, record.rounds)
+            first = _waterfall(book, profile, breach, record, result, floor)
+            # Takeovers at these marks to their fixed point (ADL or socialized loss can
+            # leave a payer in breach), so the unwind is priced on the lots it will close.
+            while first.accounts_liquidated and breach.any():
+                first = _waterfall(book, profile, breach, record, result, floor)
             holdings = book.positions_of(fund)
             if not holdings:
                 if first.accounts_liquidated == 0:
                     break  # nothing to unwind and no one liquidated: nothing more will change
                 continue
             prices, moved = unwind_plan(book, holdings, by_inst)
-            second = run_waterfall(book, profile, unwind_prices=prices, swept=breach.current())
-            columns = event_columns(second, book)
-            _account(record, second, columns, book, floor)
-            result.events.add(columns, step, t_s, record.rounds)
+            second = _waterfall(book, profile, breach, record, result, floor, prices)
+            _check_unwound(second, holdings, book)
             for market in moved:
                 book.set_mark(market.symbol, market.mark_ticks(exogenous[market.symbol]))
         record.fund_equity = book.account_margin(fund)[0]
@@ -141,6 +143,39 @@ class _BreachCheck:
         ids = self.book.account_id[swept.rows[swept.status >= STATUS_LIQUIDATE]]
         traders = (ids < RESERVED_ACCOUNT_BASE) & (ids != self.house[0]) & (ids != self.house[1])
         return bool(traders.any())
+
+
+def _waterfall(
+    book: Book,
+    profile: Profile,
+    breach: _BreachCheck,
+    record: StepRecord,
+    result: SimulationResult,
+    floor: int,
+    prices: dict[str, int] | None = None,
+) -> WaterfallResult:
+    """One waterfall at the current marks (with the unwind at `prices` when given), its
+    figures added to the step's record and its events to the run's log."""
+    done = run_waterfall(book, profile, unwind_prices=prices, swept=breach.current())
+    columns = event_columns(done, book)
+    _account(record, done, columns, book, floor)
+    result.events.add(columns, record.step, record.t_s, record.rounds)
+    return done
+
+
+def _check_unwound(
+    result: WaterfallResult, holdings: list[tuple[int, int, int]], book: Book
+) -> None:
+    """The unwind closed exactly the lots it was priced on: no takeover came in between."""
+    columns = event_columns(result, book)
+    unwind = columns["kind"] == KIND_CODE["unwind"]
+    closed = dict(
+        zip(columns["instrument"][unwind].tolist(), columns["qty"][unwind].tolist(), strict=True)
+    )
+    priced = {inst: qty for inst, qty, _ in holdings}
+    assert result.accounts_liquidated == 0 and closed == priced, (
+        f"unwind priced {priced} but closed {closed} (lots by instrument)"
+    )
 
 
 def _needs_waterfall(book: Book, profile: Profile, floor: int, breach: _BreachCheck) -> bool:

@@ -13,9 +13,12 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine.book.book import STATUS_LIQUIDATE, Book
 from engine.book.limits import RESERVED_ACCOUNT_BASE
+from engine.stress import simulator
+from engine.stress.impact import Market, unwind_plan
 from engine.stress.scenario import scenario_from_dict
 from engine.stress.scenario_model import Scenario
 from engine.stress.simulation_result import StepRecord
@@ -191,3 +194,51 @@ def test_same_seed_same_run_other_seed_other_run() -> None:
     assert first.equals(again) and runs[0].steps_table().equals(runs[1].steps_table())
     assert runs[0].prices_table().equals(runs[1].prices_table())
     assert not first.equals(other)
+
+
+def test_the_unwind_is_priced_on_the_lots_it_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fund of 1 USDT and a 30% fall: ADL and socialized loss run in the first rounds and
+    # leave payers in breach, who are taken over at the same marks. The unwind must be
+    # priced on the fund's holdings after those takeovers: per round and instrument the
+    # lots priced equal the lots unwound, and each market's impact memory Q grows by
+    # exactly the unwound lots x the lot value at the mark (what the fund sold).
+    base = replace(crash_scenario(400), insurance_fund=Decimal(1))
+    scenario = base.shocked({m.symbol: Fraction(-3, 10) for m in base.markets})
+    book = book_for(scenario)
+    plans: list[tuple[dict[int, int], dict[int, int], dict[int, Decimal]]] = []
+
+    def recording_plan(
+        book: Book, holdings: list[tuple[int, int, int]], by_inst: dict[int, Market]
+    ) -> tuple[dict[str, int], list[Market]]:
+        before = {inst: m.volume for inst, m in by_inst.items()}
+        prices, moved = unwind_plan(book, holdings, by_inst)
+        priced = {inst: qty for inst, qty, _ in holdings}
+        lot_value = {inst: int(book.mark_lot_value[inst]) for inst in priced}
+        growth = {inst: m.volume - before[inst] for inst, m in by_inst.items()}
+        plans.append((priced, lot_value, growth))
+        return prices, moved
+
+    monkeypatch.setattr(simulator, "unwind_plan", recording_plan)
+    result = simulate(book, scenario)
+    assert result.fund_exhausted and result.totals()["adl_count"] > 0
+    events = result.events_table().to_pydict()
+    unwound: dict[tuple[int, int], dict[int, int]] = {}
+    for kind, step, round_, symbol, qty in zip(
+        events["kind"],
+        events["step"],
+        events["round"],
+        events["symbol"],
+        events["qty"],
+        strict=True,
+    ):
+        if kind == "unwind":
+            inst = book.instruments.symbol_index(symbol)
+            lots = unwound.setdefault((step, round_), {})
+            lots[inst] = lots.get(inst, 0) + qty
+    assert len(plans) == len(unwound) > 0
+    for (priced, lot_value, growth), key in zip(plans, sorted(unwound), strict=True):
+        assert priced == unwound[key], f"step, round {key}: priced {priced}, unwound {unwound[key]}"
+        for inst, volume in growth.items():
+            sold = unwound[key].get(inst, 0) * lot_value.get(inst, 0)
+            # Q is a 34-digit Decimal: less than a money unit apart is equal (a lot is far more).
+            assert abs(volume - sold) < 1, f"step, round {key}, instrument {inst}: Q grew {volume}"
