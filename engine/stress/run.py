@@ -236,6 +236,6 @@ def _reverse(
     pq.write_table(stress_tables.points_table(result), path)
     written.append(path)
     written.append(stress_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals))
-    summary = stress_tables.reverse_summary(result)
+    summary = stress_tables.reverse_summary(result, decimals)
     console.print(stress_tables.reverse_table(result, decimals))
     return summary

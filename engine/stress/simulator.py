@@ -38,6 +38,7 @@ import numpy as np
 from engine.book.book import STATUS_LIQUIDATE, Book
 from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.risk.incremental import IncrementalSweep
+from engine.stress.fund_flows import fund_flows
 from engine.stress.impact import Market, unwind_plan
 from engine.stress.scenario_model import Scenario, ScenarioError
 from engine.stress.simulation_result import (
@@ -156,9 +157,10 @@ def _waterfall(
 ) -> WaterfallResult:
     """One waterfall at the current marks (with the unwind at `prices` when given), its
     figures added to the step's record and its events to the run's log."""
+    lot_value = book.mark_lot_value.copy()  # the marks the unwind is measured against
     done = run_waterfall(book, profile, unwind_prices=prices, swept=breach.current())
     columns = event_columns(done, book)
-    _account(record, done, columns, book, floor)
+    _account(record, done, columns, book, floor, lot_value)
     result.events.add(columns, record.step, record.t_s, record.rounds)
     return done
 
@@ -192,7 +194,12 @@ def _account(
     columns: dict[str, np.ndarray],
     book: Book,
     floor: int,
+    lot_value: np.ndarray,
 ) -> None:
+    flows = fund_flows(result, floor)
+    record.deficit_to_cover += flows.deficit_to_cover
+    record.fund_drawdown += flows.fund_drawdown
+    record.unallocated_added += flows.unallocated
     record.accounts_liquidated += result.accounts_liquidated
     record.liquidation_fees += result.liquidation_fees
     record.takeover_surplus += result.takeover_surplus
@@ -211,6 +218,15 @@ def _account(
     unwind = kind == KIND_CODE["unwind"]
     record.unwind_notional += sum(notional[unwind].tolist())
     record.unwind_pnl += sum(columns["amount"][unwind].tolist())
+    # The deficit the fund's equity says it took on is its payouts plus the unwind's loss
+    # against the mark (a fill at the price instead of the mark moves qty x the difference).
+    inst = columns["instrument"][unwind]
+    fill_value = columns["price"][unwind] * book.instruments.tick_value[inst]
+    slippage = sum((qty[unwind] * (lot_value[inst] - fill_value)).tolist())
+    assert flows.deficit_to_cover == result.insurance_paid + slippage, (
+        f"fund deficit {flows.deficit_to_cover} != payouts {result.insurance_paid}"
+        f" + unwind loss {slippage}"
+    )
     record.adl_count += int(np.count_nonzero(kind == KIND_CODE["adl"]))
     # The fund's equity just before ADL / socialization is the floor less what they were
     # asked to cover; after it, what the result says.

@@ -242,3 +242,40 @@ def test_the_unwind_is_priced_on_the_lots_it_closes(monkeypatch: pytest.MonkeyPa
             sold = unwound[key].get(inst, 0) * lot_value.get(inst, 0)
             # Q is a 34-digit Decimal: less than a money unit apart is equal (a lot is far more).
             assert abs(volume - sold) < 1, f"step, round {key}, instrument {inst}: Q grew {volume}"
+
+
+def test_worked_cascade_fund_flows_reconcile() -> None:
+    # The worked cascade above, as the fund's flows (floor 0, fund 2000 USDT):
+    # round 1: income 400 (A's takeover surplus), unwind loss 90400 - 89044 = 1356 against
+    #   the mark: deficit 1356; the fund pays it all: drawdown max(2000, 0) - max(1044, 0)
+    #   + 400 = 1356.
+    # round 2: payout 312 for B + unwind loss 87688 - 86372.68 = 1315.32: deficit 1627.32;
+    #   drawdown max(1044, 0) - max(0, 0) + 0 = 1044, socialized 583.32, unallocated 0:
+    #   1044 + 583.32 = 1627.32.
+    # Over the step: deficit 2983.32 = drawdown 2400 + socialized 583.32.
+    scenario = scenario_from_dict(example_doc(), None)
+    result = simulate(example_book(scenario), scenario)
+    step = result.steps[0]
+    assert step.deficit_to_cover == 2983_32 * 10**6
+    assert step.fund_drawdown == 2400 * USDT
+    assert step.socialized == 583_32 * 10**6 and step.adl_amount == 0
+    assert step.unallocated_added == 0 == step.unallocated
+
+
+def test_fund_flows_reconcile_with_the_stocks_in_a_crash() -> None:
+    # Every step's flows reconcile to the unit; over the run the fund's drawdown is what
+    # its equity above the floor lost plus its income (fees, takeover surplus), and the
+    # unallocated flows add up to the unallocated loss at the end.
+    base = replace(crash_scenario(400), insurance_fund=Decimal(50_000))
+    scenario = base.shocked({m.symbol: Fraction(-1, 5) for m in base.markets})
+    result = simulate(book_for(scenario), scenario)
+    for s in result.steps:
+        covered = s.fund_drawdown + s.adl_amount + s.socialized + s.unallocated_added
+        assert covered == s.deficit_to_cover, f"step {s.step}"
+    totals = result.totals()
+    assert result.fund_exhausted and totals["deficit_to_cover"] > totals["fund_drawdown"] > 0
+    floor = result.floor
+    income = totals["liquidation_fees"] + totals["takeover_surplus"]
+    lost = max(totals["fund_start"], floor) - max(totals["fund_end"], floor)
+    assert totals["fund_drawdown"] == lost + income
+    assert totals["unallocated_added"] == totals["unallocated_end"]
