@@ -24,6 +24,7 @@ import pyarrow as pa
 from rich.table import Table
 
 from engine.book.fixed import format_units
+from engine.reports.customers import FundState, StatusTally
 from engine.stress.reverse import ReverseStressResult, StressPoint
 from engine.stress.simulation_result import SimulationResult
 
@@ -33,8 +34,17 @@ COUNT_TOTALS = frozenset(
 )
 
 
-def forward_summary(result: SimulationResult, n_accounts: int, n_positions: int) -> dict[str, Any]:
-    """The forward run's figures for summary.json (money as exact decimal text)."""
+def forward_summary(
+    result: SimulationResult,
+    n_accounts: int,
+    n_positions: int,
+    *,
+    customers: StatusTally | None = None,
+    fund: FundState | None = None,
+) -> dict[str, Any]:
+    """The forward run's figures for summary.json (money as exact decimal text).
+    `n_accounts`, `n_positions`: the customers' before the run; `customers`: by status at
+    the end; `fund`: the insurance fund's account at the end, reported apart."""
     totals = result.totals()
     decimals = result.money_decimals
     per_step = [s.liquidated_long + s.liquidated_short for s in result.steps]
@@ -49,6 +59,10 @@ def forward_summary(result: SimulationResult, n_accounts: int, n_positions: int)
     }
     for key, value in totals.items():
         summary[key] = format_units(value, decimals) if key in money_keys else value
+    if customers is not None:
+        summary["customers_end"] = {"customers": customers.customers, **customers.by_status}
+    if fund is not None:
+        summary["fund"] = fund.as_json(decimals)
     return summary
 
 
@@ -59,7 +73,7 @@ def forward_table(result: SimulationResult, summary: dict[str, Any]) -> Table:
     liquidated = totals["liquidated_long"] + totals["liquidated_short"]
     long_pct = 100 * totals["liquidated_long"] / liquidated if liquidated else 0.0
     accounts, positions = summary["accounts"], summary["positions"]
-    table = Table(title=f"{result.scenario}: {accounts:,} accounts, {positions:,} positions")
+    table = Table(title=f"{result.scenario}: {accounts:,} customers, {positions:,} positions")
     table.add_column("figure")
     table.add_column("value", justify="right")
     share = 100 * totals["accounts_liquidated"] / max(accounts, 1)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from engine.waterfall.waterfall import WaterfallResult
+from engine.waterfall.events import WaterfallResult
 
 
 @dataclass(frozen=True)
