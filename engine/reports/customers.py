@@ -1,7 +1,7 @@
 """Customers and the house: who a report counts.
 
 House accounts (ids from RESERVED_ACCOUNT_BASE up, the profile's insurance fund and its unwind
-account: engine.waterfall.waterfall.reserved_mask) are never customers. Customer counts and
+account: engine.waterfall.profile.reserved_mask) are never customers. Customer counts and
 status tallies leave them out; the fund is reported apart (`fund_state`).
 """
 
