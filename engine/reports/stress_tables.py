@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from rich.console import Group
 from rich.table import Table
 
 from engine.book.fixed import format_units
@@ -167,8 +168,10 @@ def points_table(result: ReverseStressResult) -> pa.Table:
     )
 
 
-def reverse_table(result: ReverseStressResult, decimals: int) -> Table:
-    """The reverse stress test on screen: one row per evaluation, exhausted ones in red."""
+def reverse_table(result: ReverseStressResult, decimals: int) -> Group:
+    """The reverse stress test on screen, one row per evaluation (exhausted ones in red), in
+    two tables that each fit 80 columns: the fund's stocks with what was liquidated, and
+    the flows over the run, which reconcile."""
     if result.move is None:
         title = f"reverse stress: the fund survives every move up to {pct(result.move_max)}"
     else:
@@ -176,23 +179,28 @@ def reverse_table(result: ReverseStressResult, decimals: int) -> Table:
             f"reverse stress: the fund is exhausted from a move of {pct(result.move)}"
             f" (bracket {pct(result.tolerance)})"
         )
-    caption = (
-        "fund start / low / end: the fund's equity. Over the run: deficit to cover ="
-        " fund drawdown + ADL + socialized + unallocated."
+    stocks = Table(title=f"{title}\nthe fund's equity (stocks) and what was liquidated")
+    flows = Table(
+        title="over the run (flows): deficit to cover = fund drawdown + ADL + socialized"
+        " + unallocated"
     )
-    table = Table(title=title, caption=caption)
-    headings = ["move"] + [h for _, h, _ in STOCKS + FLOWS] + ["liquidated", "notional"]
-    for name in headings:
-        table.add_column(name, justify="right")
+    for name in ("move", *(h for _, h, _ in STOCKS), "liquidated", "notional"):
+        stocks.add_column(name, justify="right")
+    for name in ("move", *(h for _, h, _ in FLOWS)):
+        flows.add_column(name, justify="right")
     for p in result.points:
-        table.add_row(
+        style = "red" if p.fund_exhausted else None
+        stocks.add_row(
             pct(p.move),
-            *(human(getattr(p, f), decimals) for _, _, f in STOCKS + FLOWS),
+            *(human(getattr(p, f), decimals) for _, _, f in STOCKS),
             f"{p.accounts_liquidated:,}",
             human(p.liquidated_notional, decimals),
-            style="red" if p.fund_exhausted else None,
+            style=style,
         )
-    return table
+        flows.add_row(
+            pct(p.move), *(human(getattr(p, f), decimals) for _, _, f in FLOWS), style=style
+        )
+    return Group(stocks, flows)
 
 
 # ----- formatting ------------------------------------------------------------------------
