@@ -87,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
     _print_summary(
         tick.book.instruments.money_decimals, tick.result, tick.closed, seconds, tick.paths
     )
+    money = tick.book.instruments.money_decimals
+    print(
+        f"customers           {tick.customers.customers:,}: {tick.customers.text()}",
+        file=sys.stderr,
+    )
+    print(f"fund account        {tick.fund.text(money)}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -11,11 +11,10 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from engine.book.book import STATUS_NAMES, Book
+from engine.book.book import Book
 from engine.book.fixed import format_units
 from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import (
@@ -24,6 +23,7 @@ from engine.cli.inputs import (
     add_warning_level_argument,
     warning_rate,
 )
+from engine.reports.customers import StatusTally
 from engine.reports.risk_report import write_risk_report
 
 WARNING_LEVEL_DEFAULT = "0.8"
@@ -44,21 +44,24 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         warning_rate=warning_rate(args.warning_level),
     )
-    _print_summary(report.book, report.n_positions, report.paths, report.seconds)
+    _print_summary(report.book, report.n_positions, report.paths, report.seconds, report.customers)
     return EXIT_OK
 
 
 def _print_summary(
-    book: Book, n_positions: int, paths: Sequence[Path], seconds: tuple[float, float, float]
+    book: Book,
+    n_positions: int,
+    paths: Sequence[Path],
+    seconds: tuple[float, float, float],
+    customers: StatusTally,
 ) -> None:
     # A second sweep costs milliseconds and keeps risk_tables' signature plain.
     risk = book.sweep(with_initial_margin=False)
     money = book.instruments.money_decimals
-    counts = np.bincount(risk.status, minlength=len(STATUS_NAMES))
-    table = Table(title=f"{book.n_accounts:,} accounts, {n_positions:,} positions")
+    table = Table(title=f"{customers.customers:,} customers, {n_positions:,} positions")
     table.add_column("status")
-    table.add_column("accounts", justify="right")
-    for name, count in zip(STATUS_NAMES, counts.tolist(), strict=True):
+    table.add_column("customers", justify="right")
+    for name, count in customers.by_status.items():
         table.add_row(name, f"{count:,}")
     console = Console(stderr=True)
     console.print(table)

@@ -16,10 +16,13 @@ folder:
   balances included.
 - accounts.parquet, positions.parquet: the risk report after the waterfall
   (engine.reports.risk_tables) with `adl_quantile`, the 1-5 ADL lights under the
-  profile's policy (0: out of ADL's reach; per account, its highest position).
-- insurance.parquet: one row: the fund's balance and equity before and after the tick and
-  the waterfall's totals (fees, takeover surplus, payouts, ADL shortfall / taken /
-  overshoot, socialized, unallocated, debt kept).
+  profile's policy (0: out of ADL's reach; per account, its highest position), and
+  `house`: true for house accounts (the fund), which are not customers
+  (engine.reports.customers).
+- insurance.parquet: one row: the fund's balance and equity before and after the tick, the
+  waterfall's totals (fees, takeover surplus, payouts, ADL shortfall / taken / overshoot,
+  socialized, unallocated, debt kept), the fund's own state after the tick (status,
+  maintenance margin, open positions) and the customers after the tick, by status.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
 from engine.io.ledger_export import ledger_to_arrow
 from engine.io.tables import write_tables
+from engine.reports.customers import FundState, StatusTally, fund_state, status_tally
 from engine.reports.risk_tables import decimal_columns, risk_tables
 from engine.waterfall.conservation import audit
 from engine.waterfall.events import EVENT_KINDS, NO_INSTRUMENT, WaterfallResult
@@ -73,6 +77,8 @@ class LiquidationTick:
     closed: bool  # the input book nets to zero per instrument: open interest was audited
     paths: list[Path]
     seconds: tuple[float, float, float, float]  # load, waterfall, audit and report, write
+    customers: StatusTally  # after the tick; house accounts are not customers
+    fund: FundState
 
 
 def liquidation_tick(
@@ -112,6 +118,12 @@ def liquidation_tick(
     audit(book, closed=closed)  # raises ConservationError, naming what differs
 
     account_table, position_table = adl_risk_tables(book, profile)
+    account_table = with_house_column(account_table, profile)
+    position_table = with_house_column(position_table, profile)
+    status = book.sweep(with_initial_margin=False).status
+    customers = status_tally(book, status, profile)
+    fund = fund_state(book, status, profile)
+    assert fund is not None, "the fund was opened"
     reported = time.perf_counter()
     paths = write_tables(
         out,
@@ -120,12 +132,19 @@ def liquidation_tick(
             "ledger": ledger_to_arrow(book.ledger),
             "accounts": account_table,
             "positions": position_table,
-            "insurance": insurance_table(book, profile, result, floor),
+            "insurance": insurance_table(book, profile, result, floor, fund, customers),
         },
     )
     written = time.perf_counter()
     seconds = (loaded - started, liquidated - loaded, reported - liquidated, written - reported)
-    return LiquidationTick(book, result, closed, paths, seconds)
+    return LiquidationTick(book, result, closed, paths, seconds, customers, fund)
+
+
+def with_house_column(table: pa.Table, profile: Profile) -> pa.Table:
+    """`table` with `house`: true on rows of house accounts (the fund), which are not
+    customers and are left out of every customer count."""
+    house = reserved_mask(table["account_id"].to_numpy(), profile)
+    return table.append_column("house", pa.array(house, type=pa.bool_()))
 
 
 def adl_risk_tables(book: Book, profile: Profile) -> tuple[pa.Table, pa.Table]:
@@ -193,7 +212,14 @@ def events_table(book: Book, result: WaterfallResult) -> pa.Table:
     return pa.table(columns)
 
 
-def insurance_table(book: Book, profile: Profile, result: WaterfallResult, floor: int) -> pa.Table:
+def insurance_table(
+    book: Book,
+    profile: Profile,
+    result: WaterfallResult,
+    floor: int,
+    fund: FundState,
+    customers: StatusTally,
+) -> pa.Table:
     money = book.instruments.money_decimals
     columns: dict[str, pa.Array] = {
         "fund_account_id": pa.array([profile.fund_account_id], type=pa.int64()),
@@ -202,4 +228,12 @@ def insurance_table(book: Book, profile: Profile, result: WaterfallResult, floor
     columns |= decimal_columns("floor", np.array([floor], dtype=np.int64), money)
     for name in RESULT_MONEY:
         columns |= decimal_columns(name, np.array([getattr(result, name)], dtype=np.int64), money)
+    columns["fund_status"] = pa.array([fund.status], type=pa.string())
+    columns |= decimal_columns(
+        "fund_maintenance_margin", np.array([fund.maintenance_margin], dtype=np.int64), money
+    )
+    columns["fund_positions"] = pa.array([fund.positions], type=pa.int64())
+    columns["customers"] = pa.array([customers.customers], type=pa.int64())
+    for name, count in customers.by_status.items():
+        columns[f"customers_{name}"] = pa.array([count], type=pa.int64())
     return pa.table(columns)

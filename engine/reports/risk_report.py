@@ -1,5 +1,8 @@
 """`clearing risk`'s run: the book of the input files at their marks and its risk report
-(engine.reports.risk_tables), written as accounts.parquet and positions.parquet."""
+(engine.reports.risk_tables), written as accounts.parquet and positions.parquet, and the
+customers by margin status. House accounts (ids from 2^62 up, the shipped profile's fund and
+unwind accounts) are not customers (engine.reports.customers); the input reader refuses ids
+from 2^62 up, so a book from files holds none of them."""
 
 from __future__ import annotations
 
@@ -11,7 +14,9 @@ from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
 from engine.io.book_inputs import book_from_inputs, read_book_inputs
 from engine.io.tables import write_tables
+from engine.reports.customers import StatusTally, status_tally
 from engine.reports.risk_tables import risk_tables
+from engine.waterfall.profile import Profile
 
 
 @dataclass(frozen=True)
@@ -20,6 +25,7 @@ class RiskReport:
     n_positions: int
     paths: list[Path]
     seconds: tuple[float, float, float]  # load, risk, write
+    customers: StatusTally
 
 
 def write_risk_report(
@@ -44,4 +50,6 @@ def write_risk_report(
     paths = write_tables(out, {"accounts": account_table, "positions": position_table})
     written = time.perf_counter()
     seconds = (loaded - started, computed - loaded, written - computed)
-    return RiskReport(book, position_table.num_rows, paths, seconds)
+    status = book.sweep(with_initial_margin=False).status
+    customers = status_tally(book, status, Profile.shipped())
+    return RiskReport(book, position_table.num_rows, paths, seconds, customers)

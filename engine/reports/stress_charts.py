@@ -5,7 +5,8 @@
 - `insurance_fund.png`: the fund's equity after each step and its low within the step;
 - `liquidation_map.png`: notional at risk by liquidation price before the run (the
   "liquidation map"): one market by price level, and every market by distance from its mark;
-- `reverse_stress.png`: the fund's low against the size of the move, the threshold marked.
+- `reverse_stress.png`: the fund's start, low and end against the size of the move, the
+  threshold marked, and the flows that cover each run's deficit, stacked.
 
 Floats appear here only for display. Matplotlib runs on its Agg backend (no display needed).
 """
@@ -269,33 +270,61 @@ def liquidation_map(levels: LiquidationLevels, path: Path) -> Path:
 
 
 def reverse_stress_curve(result: ReverseStressResult, path: Path, money_decimals: int) -> Path:
+    """Top: the fund's stocks (equity at the start, its low, at the end) against the move.
+    Bottom: the flows over each run, stacked as they cover the deficit (fund drawdown,
+    ADL, socialized, unallocated), with the deficit to cover drawn on top: they meet."""
     points = result.points
     move = np.array([100.0 * float(p.move) for p in points])
-    low = _money([p.fund_low for p in points], money_decimals) / 1e6
-    notional = _money([p.liquidated_notional for p in points], money_decimals) / 1e6
     exhausted = np.array([p.fund_exhausted for p in points], dtype=bool)
-    fig, ax = plt.subplots(figsize=(11, 5.5))
-    ax.plot(move, low, color="#1f77b4", lw=1.2, marker="o", ms=3, label="fund low in the cascade")
+
+    def series(name: str) -> np.ndarray:
+        return _money([getattr(p, name) for p in points], money_decimals) / 1e6
+
+    fig, (ax, flows) = plt.subplots(2, 1, figsize=(11, 9), sharex=True)
+    ax.plot(move, series("fund_start"), color="#7f7f7f", lw=0.8, ls="--", label="fund start")
+    ax.plot(move, series("fund_low"), color="#1f77b4", lw=1.2, marker="o", ms=3, label="fund low")
+    ax.plot(move, series("fund_end"), color="#ff7f0e", lw=1.2, marker="s", ms=3, label="fund end")
+    low = series("fund_low")
     ax.scatter(move[exhausted], low[exhausted], color=LONG_COLOR, zorder=3, s=22, label="exhausted")
     ax.axhline(0, color="k", lw=0.8)
-    if result.move is not None:
-        ax.axvline(
-            100 * float(result.move),
-            color=LONG_COLOR,
-            ls="--",
-            lw=1,
-            label=f"threshold {100 * float(result.move):.2f}%",
-        )
-    ax.set_xlabel("move size m, % (each market moves by m x its direction)")
-    ax.set_ylabel("insurance fund low, M")
-    ax.grid(alpha=0.3)
+    for axis in (ax, flows):
+        if result.move is not None:
+            axis.axvline(100 * float(result.move), color=LONG_COLOR, ls="--", lw=1)
+        axis.grid(alpha=0.3)
+    ax.set_ylabel("insurance fund equity, M")
     twin = ax.twinx()
-    twin.plot(move, notional, color="#7f7f7f", lw=1, ls=":", label="liquidated notional")
-    twin.set_ylabel("liquidated notional, M")
-    handles, labels = ax.get_legend_handles_labels()
-    h2, l2 = twin.get_legend_handles_labels()
-    ax.legend(handles + h2, labels + l2, fontsize=8, loc="lower left")
-    ax.set_title("reverse stress: the smallest move that exhausts the insurance fund (cascade on)")
+    twin.plot(move, series("liquidated_notional"), color="#7f7f7f", lw=1, ls=":")
+    twin.set_ylabel("liquidated notional, M (dotted)")
+    threshold = "" if result.move is None else f" (threshold {100 * float(result.move):.2f}%)"
+    ax.set_title(f"reverse stress: the fund against the size of the move{threshold}")
+    ax.legend(fontsize=8, loc="lower left")
+    width = 0.8 * float(np.min(np.diff(move))) if len(move) > 1 else 1.0
+    bottom_pos, bottom_neg = np.zeros(len(points)), np.zeros(len(points))
+    for name, label, color in (
+        ("fund_drawdown", "fund drawdown", "#1f77b4"),
+        ("adl_amount", "ADL", "#9467bd"),
+        ("socialized", "socialized", LONG_COLOR),
+        ("unallocated", "unallocated", "k"),
+    ):
+        values = series(name)
+        bottom = np.where(values >= 0, bottom_pos, bottom_neg)
+        flows.bar(move, values, width=width, bottom=bottom, color=color, label=label)
+        bottom_pos += np.maximum(values, 0)
+        bottom_neg += np.minimum(values, 0)
+    flows.plot(
+        move,
+        series("deficit_to_cover"),
+        color="#2ca02c",
+        marker="_",
+        ms=14,
+        lw=0,
+        mew=2,
+        label="deficit to cover",
+    )
+    flows.set_xlabel("move size m, % (each market moves by m x its direction)")
+    flows.set_ylabel("over the run, M")
+    flows.set_title("deficit to cover = fund drawdown + ADL + socialized + unallocated")
+    flows.legend(fontsize=8, loc="upper left")
     return _save(fig, path)
 
 

@@ -5,6 +5,9 @@
   end, fees, ADL, socialized loss;
 - `reverse_summary` / `reverse_table` / `points_table`: the reverse stress test's move, its
   bracket and every evaluation (`points_table` is reverse_stress.parquet, raw integers).
+  Each evaluation shows the fund's stocks (equity at the start, its low, at the end) apart
+  from its flows over the run, which reconcile to the unit (engine.stress.fund_flows):
+  deficit to cover = fund drawdown + ADL + socialized + unallocated.
 
 Money in summary.json is exact decimal text (format_units); on screen it is rounded to the
 cent (`money`) or shortened to k / M / B (`human`), from the integer, never through a float.
@@ -18,10 +21,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+from rich.console import Group
 from rich.table import Table
 
 from engine.book.fixed import format_units
-from engine.stress.reverse import ReverseStressResult
+from engine.reports.customers import FundState, StatusTally
+from engine.stress.reverse import ReverseStressResult, StressPoint
 from engine.stress.simulation_result import SimulationResult
 
 # Totals of SimulationResult.totals() that are counts, not money.
@@ -30,8 +35,17 @@ COUNT_TOTALS = frozenset(
 )
 
 
-def forward_summary(result: SimulationResult, n_accounts: int, n_positions: int) -> dict[str, Any]:
-    """The forward run's figures for summary.json (money as exact decimal text)."""
+def forward_summary(
+    result: SimulationResult,
+    n_accounts: int,
+    n_positions: int,
+    *,
+    customers: StatusTally | None = None,
+    fund: FundState | None = None,
+) -> dict[str, Any]:
+    """The forward run's figures for summary.json (money as exact decimal text).
+    `n_accounts`, `n_positions`: the customers' before the run; `customers`: by status at
+    the end; `fund`: the insurance fund's account at the end, reported apart."""
     totals = result.totals()
     decimals = result.money_decimals
     per_step = [s.liquidated_long + s.liquidated_short for s in result.steps]
@@ -46,6 +60,10 @@ def forward_summary(result: SimulationResult, n_accounts: int, n_positions: int)
     }
     for key, value in totals.items():
         summary[key] = format_units(value, decimals) if key in money_keys else value
+    if customers is not None:
+        summary["customers_end"] = {"customers": customers.customers, **customers.by_status}
+    if fund is not None:
+        summary["fund"] = fund.as_json(decimals)
     return summary
 
 
@@ -56,7 +74,7 @@ def forward_table(result: SimulationResult, summary: dict[str, Any]) -> Table:
     liquidated = totals["liquidated_long"] + totals["liquidated_short"]
     long_pct = 100 * totals["liquidated_long"] / liquidated if liquidated else 0.0
     accounts, positions = summary["accounts"], summary["positions"]
-    table = Table(title=f"{result.scenario}: {accounts:,} accounts, {positions:,} positions")
+    table = Table(title=f"{result.scenario}: {accounts:,} customers, {positions:,} positions")
     table.add_column("figure")
     table.add_column("value", justify="right")
     share = 100 * totals["accounts_liquidated"] / max(accounts, 1)
@@ -74,8 +92,14 @@ def forward_table(result: SimulationResult, summary: dict[str, Any]) -> Table:
         ("takeover surplus", money(totals["takeover_surplus"], decimals)),
         ("paid for bankrupt accounts", money(totals["insurance_paid"], decimals)),
         ("unwind slippage (fund PnL)", money(totals["unwind_pnl"], decimals)),
-        ("ADL", f"{totals['adl_count']:,} fills, {money(totals['adl_amount'], decimals)}"),
-        ("socialized loss", money(totals["socialized"], decimals)),
+        ("deficit to cover", money(totals["deficit_to_cover"], decimals)),
+        ("  paid by the fund", money(totals["fund_drawdown"], decimals)),
+        (
+            "  ADL",
+            f"{totals['adl_count']:,} fills, {money(totals['adl_amount'], decimals)}",
+        ),
+        ("  socialized loss", money(totals["socialized"], decimals)),
+        ("  unallocated", money(totals["unallocated_added"], decimals)),
         ("unallocated at end", money(totals["unallocated_end"], decimals)),
         ("cascade rounds (max in a step)", f"{totals['rounds_max']}"),
         ("steps", f"{totals['steps']:,}"),
@@ -85,8 +109,9 @@ def forward_table(result: SimulationResult, summary: dict[str, Any]) -> Table:
     return table
 
 
-def reverse_summary(result: ReverseStressResult) -> dict[str, Any]:
-    """The reverse stress test's figures for summary.json (moves as exact decimal text)."""
+def reverse_summary(result: ReverseStressResult, decimals: int) -> dict[str, Any]:
+    """The reverse stress test's figures for summary.json (moves and money as exact decimal
+    text), with every evaluation's stocks and flows (`points`)."""
     return {
         "direction": {s: str(d) for s, d in result.direction.items()},
         "tolerance": str(result.tolerance),
@@ -94,6 +119,33 @@ def reverse_summary(result: ReverseStressResult) -> dict[str, Any]:
         "safe_move": None if result.safe_move is None else fraction_text(result.safe_move),
         "move_max": fraction_text(result.move_max),
         "evaluations": len(result.points),
+        "points": [_point_summary(p, decimals) for p in result.points],
+    }
+
+
+# (summary key, table heading, StressPoint field) of the fund's stocks and its flows.
+STOCKS = (
+    ("fund_start", "fund start", "fund_start"),
+    ("fund_low", "fund low", "fund_low"),
+    ("fund_end", "fund end", "fund_end"),
+)
+FLOWS = (
+    ("deficit_to_cover", "deficit to cover", "deficit_to_cover"),
+    ("fund_drawdown", "fund drawdown", "fund_drawdown"),
+    ("adl", "ADL", "adl_amount"),
+    ("socialized", "socialized", "socialized"),
+    ("unallocated", "unallocated", "unallocated"),
+)
+
+
+def _point_summary(point: StressPoint, decimals: int) -> dict[str, Any]:
+    return {
+        "move": fraction_text(point.move),
+        "fund_exhausted": point.fund_exhausted,
+        "stock": {key: format_units(getattr(point, f), decimals) for key, _, f in STOCKS},
+        "flow": {key: format_units(getattr(point, f), decimals) for key, _, f in FLOWS},
+        "accounts_liquidated": point.accounts_liquidated,
+        "liquidated_notional": format_units(point.liquidated_notional, decimals),
     }
 
 
@@ -105,19 +157,21 @@ def points_table(result: ReverseStressResult) -> pa.Table:
             "move": pa.array([fraction_text(p.move) for p in points], pa.string()),
             "move_float": pa.array([float(p.move) for p in points], pa.float64()),
             "fund_exhausted": pa.array([p.fund_exhausted for p in points]),
-            "fund_low": pa.array([p.fund_low for p in points], pa.int64()),
-            "fund_end": pa.array([p.fund_end for p in points], pa.int64()),
+            **{
+                key: pa.array([getattr(p, f) for p in points], pa.int64())
+                for key, _, f in STOCKS + FLOWS
+            },
             "accounts_liquidated": pa.array([p.accounts_liquidated for p in points], pa.int64()),
             "liquidated_notional": pa.array([p.liquidated_notional for p in points], pa.int64()),
-            "adl_amount": pa.array([p.adl_amount for p in points], pa.int64()),
-            "socialized": pa.array([p.socialized for p in points], pa.int64()),
             "rounds": pa.array([p.rounds for p in points], pa.int64()),
         }
     )
 
 
-def reverse_table(result: ReverseStressResult, decimals: int) -> Table:
-    """The reverse stress test on screen: one row per evaluation, exhausted ones in red."""
+def reverse_table(result: ReverseStressResult, decimals: int) -> Group:
+    """The reverse stress test on screen, one row per evaluation (exhausted ones in red), in
+    two tables that each fit 80 columns: the fund's stocks with what was liquidated, and
+    the flows over the run, which reconcile."""
     if result.move is None:
         title = f"reverse stress: the fund survives every move up to {pct(result.move_max)}"
     else:
@@ -125,20 +179,28 @@ def reverse_table(result: ReverseStressResult, decimals: int) -> Table:
             f"reverse stress: the fund is exhausted from a move of {pct(result.move)}"
             f" (bracket {pct(result.tolerance)})"
         )
-    table = Table(title=title)
-    for name in ("move", "fund low", "liquidated", "notional", "ADL", "socialized"):
-        table.add_column(name, justify="right")
+    stocks = Table(title=f"{title}\nthe fund's equity (stocks) and what was liquidated")
+    flows = Table(
+        title="over the run (flows): deficit to cover = fund drawdown + ADL + socialized"
+        " + unallocated"
+    )
+    for name in ("move", *(h for _, h, _ in STOCKS), "liquidated", "notional"):
+        stocks.add_column(name, justify="right")
+    for name in ("move", *(h for _, h, _ in FLOWS)):
+        flows.add_column(name, justify="right")
     for p in result.points:
-        table.add_row(
+        style = "red" if p.fund_exhausted else None
+        stocks.add_row(
             pct(p.move),
-            human(p.fund_low, decimals),
+            *(human(getattr(p, f), decimals) for _, _, f in STOCKS),
             f"{p.accounts_liquidated:,}",
             human(p.liquidated_notional, decimals),
-            human(p.adl_amount, decimals),
-            human(p.socialized, decimals),
-            style="red" if p.fund_exhausted else None,
+            style=style,
         )
-    return table
+        flows.add_row(
+            pct(p.move), *(human(getattr(p, f), decimals) for _, _, f in FLOWS), style=style
+        )
+    return Group(stocks, flows)
 
 
 # ----- formatting ------------------------------------------------------------------------

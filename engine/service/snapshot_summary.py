@@ -2,7 +2,9 @@
 
 The tick, the offsets consumed per partition, the dedup state, the insurance fund, the
 house accounts, the marks and, when every instrument with positions has a mark, the
-accounts by margin status at those marks. A file that fails its checksum is rejected
+customers by margin status at those marks and the insurance fund's own status. House
+accounts (ids from 2^62 up, the profile's fund and unwind accounts) are never counted as
+customers (engine.reports.customers). A file that fails its checksum is rejected
 (`invalid_snapshot`). `clearing inspect` prints these lines.
 """
 
@@ -12,17 +14,19 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.book.book import STATUS_NAMES
 from engine.book.errors import Rejected
 from engine.book.fixed import format_units
 from engine.book.ledger import HOUSE_ACCOUNTS
-from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot
+from engine.reports.customers import customer_mask, fund_state, status_tally
+from engine.waterfall.profile import Profile
 
 
-def summarize(path: Path) -> list[str]:
-    """The snapshot at `path` described line by line."""
+def summarize(path: Path, profile: Profile | None = None) -> list[str]:
+    """The snapshot at `path` described line by line; `profile` names the house accounts
+    (default: the shipped profile)."""
+    profile = Profile.shipped() if profile is None else profile
     try:
         book, extra = read_snapshot(path)
     except SnapshotError as exc:
@@ -31,13 +35,13 @@ def summarize(path: Path) -> list[str]:
     service = extra.get("service", {})
     book.compact()
     live = book.pos_qty != 0
-    reserved = book.account_id >= RESERVED_ACCOUNT_BASE
+    reserved = ~customer_mask(book, profile)
     lines = [f"snapshot     {path} (checksum ok)"]
     if service:
         lines.append(f"tick         {service['tick']} (event time {service['tick_ts']} ms)")
         lines.append(f"shard        {service['shard']}")
     lines.append(
-        f"accounts     {book.n_accounts:,} ({int((~reserved).sum()):,} traders),"
+        f"accounts     {book.n_accounts:,} ({int((~reserved).sum()):,} customers),"
         f" positions {int(live.sum()):,}, instruments {len(book.instruments)}"
     )
     lines.append(
@@ -74,11 +78,11 @@ def summarize(path: Path) -> list[str]:
             )
         lines.append(f"margin calls {len(service['margin_call']):,} accounts")
     if bool(book.mark_set[book.pos_instrument[live]].all()):
-        counts = np.bincount(book.sweep(with_initial_margin=False).status, minlength=4)
-        lines.append(
-            "status       "
-            + ", ".join(f"{n} {c:,}" for n, c in zip(STATUS_NAMES, counts.tolist(), strict=True))
-        )
+        status = book.sweep(with_initial_margin=False).status
+        lines.append(f"status       {status_tally(book, status, profile).text()} (customers)")
+        fund = fund_state(book, status, profile)
+        if fund is not None:
+            lines.append(f"fund         {fund.text(money)}")
     else:
         lines.append("status       (not every instrument with positions has a mark)")
     return lines

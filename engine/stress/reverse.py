@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from engine.book.book import Book
+from engine.stress.fund_flows import FundFlows
 from engine.stress.scenario_model import Scenario, ScenarioError
 from engine.stress.simulation_result import SimulationResult
 from engine.stress.simulator import simulate
@@ -31,17 +32,35 @@ MOVE_UP_MAX = Fraction(10)  # a direction that only rises stops at +1000%
 
 @dataclass(frozen=True)
 class StressPoint:
-    """One direct run: the move and what the cascade did (money units)."""
+    """One direct run: the move and what the cascade did (money units).
+
+    Stocks, the fund's equity: at the start, its low (before ADL and socialized loss
+    restored it) and at the end. Flows, summed over the run (engine.stress.fund_flows):
+    deficit_to_cover == fund_drawdown + adl_amount + socialized + unallocated."""
 
     move: Fraction
     fund_exhausted: bool
+    fund_start: int
     fund_low: int
     fund_end: int
-    accounts_liquidated: int
-    liquidated_notional: int
+    deficit_to_cover: int
+    fund_drawdown: int
     adl_amount: int
     socialized: int
+    unallocated: int
+    accounts_liquidated: int
+    liquidated_notional: int
     rounds: int
+
+    @property
+    def flows(self) -> FundFlows:
+        return FundFlows(
+            self.deficit_to_cover,
+            self.fund_drawdown,
+            self.adl_amount,
+            self.socialized,
+            self.unallocated,
+        )
 
 
 @dataclass
@@ -87,17 +106,23 @@ def evaluate(
 
 def point_of(move: Fraction, result: SimulationResult) -> StressPoint:
     totals = result.totals()
-    return StressPoint(
+    point = StressPoint(
         move=move,
         fund_exhausted=result.fund_exhausted,
+        fund_start=totals["fund_start"],
         fund_low=totals["fund_low"],
         fund_end=totals["fund_end"],
-        accounts_liquidated=totals["accounts_liquidated"],
-        liquidated_notional=totals["liquidated_long"] + totals["liquidated_short"],
+        deficit_to_cover=totals["deficit_to_cover"],
+        fund_drawdown=totals["fund_drawdown"],
         adl_amount=totals["adl_amount"],
         socialized=totals["socialized"],
+        unallocated=totals["unallocated_added"],
+        accounts_liquidated=totals["accounts_liquidated"],
+        liquidated_notional=totals["liquidated_long"] + totals["liquidated_short"],
         rounds=totals["rounds_max"],
     )
+    assert point.flows.reconciles, f"move {move}: the fund's flows do not reconcile"
+    return point
 
 
 def reverse_stress(

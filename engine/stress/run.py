@@ -33,6 +33,7 @@ from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
 from engine.reports import stress_charts, stress_tables
+from engine.reports.customers import customer_mask, fund_state, status_tally
 from engine.stress.reverse import StressPoint, reverse_stress
 from engine.stress.scenario_model import Scenario
 from engine.stress.simulation_result import StepRecord
@@ -151,7 +152,10 @@ def _forward(
     t0 = time.perf_counter()
     book = factory()
     built_s = time.perf_counter() - t0
-    n_accounts, n_positions = book.n_accounts, int(np.count_nonzero(book.pos_qty))
+    # Customers only: house accounts (the fund, the unwind account) are counted apart.
+    customers = customer_mask(book, scenario.profile)
+    n_accounts = int(customers.sum())
+    n_positions = int(np.count_nonzero(book.pos_qty[customers[book.position_owner()]]))
     symbols = [m.symbol for m in scenario.markets]
     levels = stress_charts.liquidation_levels(book, symbols, symbols[0])
     decimals = book.instruments.money_decimals
@@ -196,7 +200,14 @@ def _forward(
     written.append(stress_charts.insurance_fund(result, out / "insurance_fund.png"))
     written.append(stress_charts.liquidation_map(levels, out / "liquidation_map.png"))
     write_s = time.perf_counter() - t2
-    summary = stress_tables.forward_summary(result, n_accounts, n_positions)
+    status = book.sweep(with_initial_margin=False).status
+    summary = stress_tables.forward_summary(
+        result,
+        n_accounts,
+        n_positions,
+        customers=status_tally(book, status, scenario.profile),
+        fund=fund_state(book, status, scenario.profile),
+    )
     summary["time_s"] = {
         "build": round(built_s, 2),
         "simulate": round(sim_s, 2),
@@ -236,6 +247,6 @@ def _reverse(
     pq.write_table(stress_tables.points_table(result), path)
     written.append(path)
     written.append(stress_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals))
-    summary = stress_tables.reverse_summary(result)
+    summary = stress_tables.reverse_summary(result, decimals)
     console.print(stress_tables.reverse_table(result, decimals))
     return summary

@@ -38,7 +38,12 @@ class StepRecord:
     adl_count: int = 0
     adl_amount: int = 0
     socialized: int = 0
-    unallocated: int = 0  # shortfall left after the step's last waterfall
+    unallocated: int = 0  # shortfall left after the step's last waterfall (a stock)
+    # The fund's flows (engine.stress.fund_flows), summed over the step's waterfalls:
+    # deficit_to_cover == fund_drawdown + adl_amount + socialized + unallocated_added.
+    deficit_to_cover: int = 0
+    fund_drawdown: int = 0
+    unallocated_added: int = 0  # negative where an earlier unallocated loss was covered
     fund_equity: int = 0  # after the step
     fund_equity_low: int = 0  # lowest seen in the step (before ADL / socialization)
     fund_exhausted: bool = False  # the fund fell below its floor: ADL / socialization ran
@@ -133,6 +138,9 @@ class SimulationResult:
             "adl_amount": sum(s.adl_amount for s in steps),
             "socialized": sum(s.socialized for s in steps),
             "unallocated_end": steps[-1].unallocated if steps else 0,
+            "deficit_to_cover": sum(s.deficit_to_cover for s in steps),
+            "fund_drawdown": sum(s.fund_drawdown for s in steps),
+            "unallocated_added": sum(s.unallocated_added for s in steps),
             "fund_start": self.fund_start,
             "fund_end": steps[-1].fund_equity if steps else self.fund_start,
             "fund_low": min((s.fund_equity_low for s in steps), default=self.fund_start),
@@ -157,6 +165,9 @@ class SimulationResult:
             "adl_amount",
             "socialized",
             "unallocated",
+            "deficit_to_cover",
+            "fund_drawdown",
+            "unallocated_added",
             "fund_equity",
             "fund_equity_low",
             "fund_exhausted",

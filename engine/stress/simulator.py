@@ -7,13 +7,16 @@ Each step of the scenario (time t):
 2. check: if no trader account breaches, the fund holds nothing and is above its floor, the
    step is done;
 3. waterfall (`run_waterfall(book, profile)`): liquidation into the fund at the mark, ADL and
-   socialized loss when the fund's equity is below its floor;
-4. unwind: the fund sells (buys back) what it took over into the market, at a price moved
+   socialized loss when the fund's equity is below its floor; run again at the same marks
+   while it took someone over and a trader is still in breach (a payer of ADL or socialized
+   loss can be), so every takeover at these marks is in before the unwind is priced;
+4. unwind: the fund sells (buys back) what it holds into the market, at a price moved
    by its own volume (engine.stress.impact: the impact I(Q) of the net volume Q sold and
    not yet refilled, averaged along the curve for the fill, rounded against the fund). The
    execution price goes through the same core: `run_waterfall(book, profile,
    unwind_prices=...)`, which also pays any shortfall the execution left by ADL (nothing to
-   deleverage against once the fund is flat) and socialized loss;
+   deleverage against once the fund is flat) and socialized loss. The lots priced are the
+   lots unwound (asserted), so the impact memory holds exactly the volume sold;
 5. the mark moves to path * (1 - I(Q + v)); back to 2. The step ends at its fixed point: a
    check with no new breach (engine.risk.incremental: only the accounts the move could
    reach and those the waterfall changed are re-evaluated; the statuses equal a full
@@ -35,6 +38,7 @@ import numpy as np
 from engine.book.book import STATUS_LIQUIDATE, Book
 from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.risk.incremental import IncrementalSweep
+from engine.stress.fund_flows import fund_flows
 from engine.stress.impact import Market, unwind_plan
 from engine.stress.scenario_model import Scenario, ScenarioError
 from engine.stress.simulation_result import (
@@ -96,20 +100,19 @@ def simulate(
         while _needs_waterfall(book, profile, floor, breach):
             record.rounds += 1
             assert record.rounds <= ROUNDS_MAX, "the cascade did not reach a fixed point"
-            first = run_waterfall(book, profile, swept=breach.current())
-            columns = event_columns(first, book)
-            _account(record, first, columns, book, floor)
-            result.events.add(columns, step, t_s, record.rounds)
+            first = _waterfall(book, profile, breach, record, result, floor)
+            # Takeovers at these marks to their fixed point (ADL or socialized loss can
+            # leave a payer in breach), so the unwind is priced on the lots it will close.
+            while first.accounts_liquidated and breach.any():
+                first = _waterfall(book, profile, breach, record, result, floor)
             holdings = book.positions_of(fund)
             if not holdings:
                 if first.accounts_liquidated == 0:
                     break  # nothing to unwind and no one liquidated: nothing more will change
                 continue
             prices, moved = unwind_plan(book, holdings, by_inst)
-            second = run_waterfall(book, profile, unwind_prices=prices, swept=breach.current())
-            columns = event_columns(second, book)
-            _account(record, second, columns, book, floor)
-            result.events.add(columns, step, t_s, record.rounds)
+            second = _waterfall(book, profile, breach, record, result, floor, prices)
+            _check_unwound(second, holdings, book)
             for market in moved:
                 book.set_mark(market.symbol, market.mark_ticks(exogenous[market.symbol]))
         record.fund_equity = book.account_margin(fund)[0]
@@ -143,6 +146,40 @@ class _BreachCheck:
         return bool(traders.any())
 
 
+def _waterfall(
+    book: Book,
+    profile: Profile,
+    breach: _BreachCheck,
+    record: StepRecord,
+    result: SimulationResult,
+    floor: int,
+    prices: dict[str, int] | None = None,
+) -> WaterfallResult:
+    """One waterfall at the current marks (with the unwind at `prices` when given), its
+    figures added to the step's record and its events to the run's log."""
+    lot_value = book.mark_lot_value.copy()  # the marks the unwind is measured against
+    done = run_waterfall(book, profile, unwind_prices=prices, swept=breach.current())
+    columns = event_columns(done, book)
+    _account(record, done, columns, book, floor, lot_value)
+    result.events.add(columns, record.step, record.t_s, record.rounds)
+    return done
+
+
+def _check_unwound(
+    result: WaterfallResult, holdings: list[tuple[int, int, int]], book: Book
+) -> None:
+    """The unwind closed exactly the lots it was priced on: no takeover came in between."""
+    columns = event_columns(result, book)
+    unwind = columns["kind"] == KIND_CODE["unwind"]
+    closed = dict(
+        zip(columns["instrument"][unwind].tolist(), columns["qty"][unwind].tolist(), strict=True)
+    )
+    priced = {inst: qty for inst, qty, _ in holdings}
+    assert result.accounts_liquidated == 0 and closed == priced, (
+        f"unwind priced {priced} but closed {closed} (lots by instrument)"
+    )
+
+
 def _needs_waterfall(book: Book, profile: Profile, floor: int, breach: _BreachCheck) -> bool:
     """A trader breaches, or the fund holds positions, or its equity is below the floor."""
     fund = profile.fund_account_id
@@ -157,7 +194,12 @@ def _account(
     columns: dict[str, np.ndarray],
     book: Book,
     floor: int,
+    lot_value: np.ndarray,
 ) -> None:
+    flows = fund_flows(result, floor)
+    record.deficit_to_cover += flows.deficit_to_cover
+    record.fund_drawdown += flows.fund_drawdown
+    record.unallocated_added += flows.unallocated
     record.accounts_liquidated += result.accounts_liquidated
     record.liquidation_fees += result.liquidation_fees
     record.takeover_surplus += result.takeover_surplus
@@ -176,6 +218,15 @@ def _account(
     unwind = kind == KIND_CODE["unwind"]
     record.unwind_notional += sum(notional[unwind].tolist())
     record.unwind_pnl += sum(columns["amount"][unwind].tolist())
+    # The deficit the fund's equity says it took on is its payouts plus the unwind's loss
+    # against the mark (a fill at the price instead of the mark moves qty x the difference).
+    inst = columns["instrument"][unwind]
+    fill_value = columns["price"][unwind] * book.instruments.tick_value[inst]
+    slippage = sum((qty[unwind] * (lot_value[inst] - fill_value)).tolist())
+    assert flows.deficit_to_cover == result.insurance_paid + slippage, (
+        f"fund deficit {flows.deficit_to_cover} != payouts {result.insurance_paid}"
+        f" + unwind loss {slippage}"
+    )
     record.adl_count += int(np.count_nonzero(kind == KIND_CODE["adl"]))
     # The fund's equity just before ADL / socialization is the floor less what they were
     # asked to cover; after it, what the result says.

@@ -194,3 +194,42 @@ moves = [[0, "0"], [600, "-0.2"]]
     after, _ = read_snapshot(out / "snapshot-final.arrow")
     assert after.n_accounts == 502  # the fund and the unwind counterparty were added
     assert audit(after).ok
+
+
+def test_stress_summary_counts_customers_and_reports_the_fund_apart(tmp_path: Path) -> None:
+    # A snapshot that already holds the house accounts (the fund, the unwind counterparty,
+    # as a stress run's final snapshot does): they are not counted as customers, and the
+    # fund's own state at the end is a section of its own.
+    from engine.io.snapshot import write_snapshot
+    from engine.stress.synthetic import synthetic_book
+    from engine.waterfall.fund import open_fund
+    from engine.waterfall.profile import Profile
+
+    profile = Profile.shipped()
+    book = synthetic_book(500, 1_000, n_instruments=3, seed=2)
+    open_fund(book, profile, 10**8)
+    book.open_account(profile.unwind_account_id)
+    write_snapshot(book, tmp_path / "book.arrow", {})
+    symbol = list(book.instruments.index)[0]
+    (tmp_path / "s.toml").write_text(
+        f"""
+duration_s = 600
+step_s = 300
+insurance_fund = "100000"
+[book]
+snapshot = "book.arrow"
+[[markets]]
+symbol = "{symbol}"
+depth = "1000000"
+moves = [[0, "0"], [600, "-0.2"]]
+"""
+    )
+    out = tmp_path / "out"
+    assert stress_cli.run(_args(stress_cli, [str(tmp_path / "s.toml"), "--out", str(out)])) == 0
+    summary = json.loads((out / "summary.json").read_text())["forward"]
+    assert summary["accounts"] == 500 and summary["customers_end"]["customers"] == 500
+    statuses = ("ok", "margin_call", "liquidate", "bankrupt")
+    assert sum(summary["customers_end"][s] for s in statuses) == 500
+    fund = summary["fund"]
+    assert fund["account_id"] == profile.fund_account_id and fund["status"] in statuses
+    assert fund["positions"] == 0 and fund["equity"] == summary["fund_end"]

@@ -22,6 +22,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from engine.book.book import STATUS_NAMES
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError
 from engine.cli.liquidate import add_arguments, run
@@ -205,3 +206,20 @@ def test_bad_profile_and_reserved_accounts(tmp_path: Path) -> None:
     with pytest.raises(Rejected, match="row 3: account id 12 is the house's") as caught:
         run(_args(tmp_path, f"--profile={profile}"))
     assert caught.value.reason == "reserved_account"
+
+
+def test_the_fund_is_not_a_customer(liquidated: tuple[Path, str]) -> None:
+    # After the tick the fund holds 1.875 BTC at equity 0 <= its maintenance margin
+    # (1875 lots x 90 USDT x 0.005 = 843.75 USDT): it is itself at `liquidate`. It is
+    # reported apart; the customers are the 4 input accounts, none left in breach.
+    out, stderr = liquidated
+    (row,) = pq.read_table(out / "insurance.parquet").to_pylist()
+    assert row["fund_status"] == "liquidate" and row["fund_positions"] == 1
+    assert row["fund_maintenance_margin_exact"] == "843.75000000"
+    assert row["customers"] == 4 and row["customers_liquidate"] == row["customers_bankrupt"] == 0
+    assert sum(row[f"customers_{name}"] for name in STATUS_NAMES) == 4
+    for table in ("accounts", "positions"):
+        rows = pq.read_table(out / f"{table}.parquet").to_pylist()
+        assert {r["account_id"] for r in rows if r["house"]} == {FUND}, table
+    assert "customers           4: ok 4, margin_call 0, liquidate 0, bankrupt 0" in stderr
+    assert f"fund account        {FUND}: liquidate," in stderr

@@ -3,6 +3,7 @@ exhausts the fund (ADL, or socialized loss once nothing is left to deleverage ag
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import replace
 from decimal import Decimal
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from engine.book.book import Book
+from engine.reports import stress_tables
 from engine.stress.reverse import evaluate, move_limit, reverse_stress, uniform_direction
 from engine.stress.scenario import load_scenario
 from engine.stress.scenario_model import Scenario, ScenarioError
@@ -105,3 +107,38 @@ def test_bad_directions_are_refused() -> None:
         reverse_stress(factory, scenario, direction={"NOPE": Fraction(-1)})
     with pytest.raises(ScenarioError, match="zero"):
         reverse_stress(factory, scenario, direction={"BTCUSDT": Fraction(0)})
+
+
+@pytest.mark.parametrize("cover", [True, False], ids=["adl-and-socialized", "none"])
+def test_every_row_reconciles_to_the_unit(cover: bool) -> None:
+    # Stocks (fund start, low, end) apart from flows over the run; per move, in the search's
+    # record, in reverse_stress.parquet and in summary.json:
+    # deficit to cover = fund drawdown + ADL + socialized + unallocated, to the unit.
+    # With ADL and socialized loss off, the shortfall stays with the fund from waterfall to
+    # waterfall: counted once, not once per waterfall it is carried through.
+    scenario, factory = _setup(fund="20000")
+    profile = replace(scenario.profile, adl_enabled=cover, socialized_loss_enabled=cover)
+    scenario = replace(scenario, profile=profile)
+    result = reverse_stress(factory, scenario, tolerance=Fraction(1, 50))
+    if cover:
+        assert any(p.socialized + p.adl_amount > 0 for p in result.points)
+    else:
+        assert any(p.unallocated > 0 for p in result.points)
+        for p in result.points:  # the fund starts above its floor of 0
+            assert p.unallocated == max(0, -p.fund_end) and p.fund_drawdown >= 0
+    decimals = factory().instruments.money_decimals
+    for p in result.points:
+        assert p.deficit_to_cover == p.fund_drawdown + p.adl_amount + p.socialized + p.unallocated
+        assert p.fund_start == result.points[0].fund_start and p.fund_low <= p.fund_end
+    rows = stress_tables.points_table(result).to_pylist()
+    assert len(rows) == len(result.points)
+    for row in rows:
+        covered = row["fund_drawdown"] + row["adl"] + row["socialized"] + row["unallocated"]
+        assert covered == row["deficit_to_cover"], row["move"]
+    summary = json.loads(json.dumps(stress_tables.reverse_summary(result, decimals)))
+    assert [p["move"] for p in summary["points"]] == [r["move"] for r in rows]
+    for point in summary["points"]:
+        flow = {k: Decimal(v) for k, v in point["flow"].items()}
+        covered = flow["fund_drawdown"] + flow["adl"] + flow["socialized"] + flow["unallocated"]
+        assert covered == flow["deficit_to_cover"], point["move"]
+        assert set(point["stock"]) == {"fund_start", "fund_low", "fund_end"}

@@ -13,9 +13,12 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import pytest
 
 from engine.book.book import STATUS_LIQUIDATE, Book
 from engine.book.limits import RESERVED_ACCOUNT_BASE
+from engine.stress import simulator
+from engine.stress.impact import Market, unwind_plan
 from engine.stress.scenario import scenario_from_dict
 from engine.stress.scenario_model import Scenario
 from engine.stress.simulation_result import StepRecord
@@ -191,3 +194,88 @@ def test_same_seed_same_run_other_seed_other_run() -> None:
     assert first.equals(again) and runs[0].steps_table().equals(runs[1].steps_table())
     assert runs[0].prices_table().equals(runs[1].prices_table())
     assert not first.equals(other)
+
+
+def test_the_unwind_is_priced_on_the_lots_it_closes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fund of 1 USDT and a 30% fall: ADL and socialized loss run in the first rounds and
+    # leave payers in breach, who are taken over at the same marks. The unwind must be
+    # priced on the fund's holdings after those takeovers: per round and instrument the
+    # lots priced equal the lots unwound, and each market's impact memory Q grows by
+    # exactly the unwound lots x the lot value at the mark (what the fund sold).
+    base = replace(crash_scenario(400), insurance_fund=Decimal(1))
+    scenario = base.shocked({m.symbol: Fraction(-3, 10) for m in base.markets})
+    book = book_for(scenario)
+    plans: list[tuple[dict[int, int], dict[int, int], dict[int, Decimal]]] = []
+
+    def recording_plan(
+        book: Book, holdings: list[tuple[int, int, int]], by_inst: dict[int, Market]
+    ) -> tuple[dict[str, int], list[Market]]:
+        before = {inst: m.volume for inst, m in by_inst.items()}
+        prices, moved = unwind_plan(book, holdings, by_inst)
+        priced = {inst: qty for inst, qty, _ in holdings}
+        lot_value = {inst: int(book.mark_lot_value[inst]) for inst in priced}
+        growth = {inst: m.volume - before[inst] for inst, m in by_inst.items()}
+        plans.append((priced, lot_value, growth))
+        return prices, moved
+
+    monkeypatch.setattr(simulator, "unwind_plan", recording_plan)
+    result = simulate(book, scenario)
+    assert result.fund_exhausted and result.totals()["adl_count"] > 0
+    events = result.events_table().to_pydict()
+    unwound: dict[tuple[int, int], dict[int, int]] = {}
+    for kind, step, round_, symbol, qty in zip(
+        events["kind"],
+        events["step"],
+        events["round"],
+        events["symbol"],
+        events["qty"],
+        strict=True,
+    ):
+        if kind == "unwind":
+            inst = book.instruments.symbol_index(symbol)
+            lots = unwound.setdefault((step, round_), {})
+            lots[inst] = lots.get(inst, 0) + qty
+    assert len(plans) == len(unwound) > 0
+    for (priced, lot_value, growth), key in zip(plans, sorted(unwound), strict=True):
+        assert priced == unwound[key], f"step, round {key}: priced {priced}, unwound {unwound[key]}"
+        for inst, volume in growth.items():
+            sold = unwound[key].get(inst, 0) * lot_value.get(inst, 0)
+            # Q is a 34-digit Decimal: less than a money unit apart is equal (a lot is far more).
+            assert abs(volume - sold) < 1, f"step, round {key}, instrument {inst}: Q grew {volume}"
+
+
+def test_worked_cascade_fund_flows_reconcile() -> None:
+    # The worked cascade above, as the fund's flows (floor 0, fund 2000 USDT):
+    # round 1: income 400 (A's takeover surplus), unwind loss 90400 - 89044 = 1356 against
+    #   the mark: deficit 1356; the fund pays it all: drawdown max(2000, 0) - max(1044, 0)
+    #   + 400 = 1356.
+    # round 2: payout 312 for B + unwind loss 87688 - 86372.68 = 1315.32: deficit 1627.32;
+    #   drawdown max(1044, 0) - max(0, 0) + 0 = 1044, socialized 583.32, unallocated 0:
+    #   1044 + 583.32 = 1627.32.
+    # Over the step: deficit 2983.32 = drawdown 2400 + socialized 583.32.
+    scenario = scenario_from_dict(example_doc(), None)
+    result = simulate(example_book(scenario), scenario)
+    step = result.steps[0]
+    assert step.deficit_to_cover == 2983_32 * 10**6
+    assert step.fund_drawdown == 2400 * USDT
+    assert step.socialized == 583_32 * 10**6 and step.adl_amount == 0
+    assert step.unallocated_added == 0 == step.unallocated
+
+
+def test_fund_flows_reconcile_with_the_stocks_in_a_crash() -> None:
+    # Every step's flows reconcile to the unit; over the run the fund's drawdown is what
+    # its equity above the floor lost plus its income (fees, takeover surplus), and the
+    # unallocated flows add up to the unallocated loss at the end.
+    base = replace(crash_scenario(400), insurance_fund=Decimal(50_000))
+    scenario = base.shocked({m.symbol: Fraction(-1, 5) for m in base.markets})
+    result = simulate(book_for(scenario), scenario)
+    for s in result.steps:
+        covered = s.fund_drawdown + s.adl_amount + s.socialized + s.unallocated_added
+        assert covered == s.deficit_to_cover, f"step {s.step}"
+    totals = result.totals()
+    assert result.fund_exhausted and totals["deficit_to_cover"] > totals["fund_drawdown"] > 0
+    floor = result.floor
+    income = totals["liquidation_fees"] + totals["takeover_surplus"]
+    lost = max(totals["fund_start"], floor) - max(totals["fund_end"], floor)
+    assert totals["fund_drawdown"] == lost + income
+    assert totals["unallocated_added"] == totals["unallocated_end"]
