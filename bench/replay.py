@@ -16,7 +16,7 @@ import dataclasses
 import sys
 import time
 
-from engine.stress.run import prepare
+from engine.reports.stress_run import prepare
 from engine.stress.scenario import load_scenario
 from engine.stress.simulator import simulate
 

@@ -13,7 +13,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from engine.cli.exit_codes import EXIT_OK
-from engine.stress.run import ReverseOptions, execute
+from engine.reports.stress_run import ReverseOptions, execute
 from engine.stress.scenario import load_scenario
 
 SCENARIO = "2025-10-11"

@@ -2,7 +2,7 @@
 
 Forward (the default): the scenario's price paths step by step with the cascade on.
 `--reverse`: the smallest move (uniform, or along `--direction`) that exhausts the fund.
-The run, its book and the files it writes are engine.stress.run's; this module reads the
+The run, its book and the files it writes are engine.reports.stress_run's; this module reads the
 arguments and turns a malformed scenario, direction or tolerance into a rejection.
 """
 
@@ -16,7 +16,7 @@ from engine.book.fixed import FixedPointError, parse_decimal
 from engine.book.reasons import RejectReason
 from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import add_out_argument
-from engine.stress.run import ReverseOptions, execute
+from engine.reports.stress_run import ReverseOptions, execute
 from engine.stress.scenario import load_scenario
 from engine.stress.scenario_model import Scenario, ScenarioError
 
