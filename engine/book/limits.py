@@ -32,6 +32,20 @@ WARNING_RATE_DEFAULT = 80_000_000  # 0.8 over RATE_SCALE (engine.book.fixed)
 RESERVED_ACCOUNT_BASE = 2**62
 RESERVED_ACCOUNT_SPAN = 2**61  # the default fund and unwind ids lie in [base, base + span]
 
+# Message fields (engine.service.messages). Event ids and sequence numbers stay below 2^62,
+# so a sentinel such as int64's max can never be "the last seen" of a partition or symbol;
+# event times are epoch milliseconds up to 2100-01-01T00:00:00Z.
+EVENT_ID_MAX = 2**62 - 1
+SEQ_MAX = 2**62 - 1
+TS_MAX = 4_102_444_800_000
+JSON_DEPTH_MAX = 8  # nesting of objects and arrays in one message (an index is depth 2)
+
+# What the service lets the stream grow: new accounts beyond ACCOUNTS_MAX and new positions
+# beyond POSITION_SLOTS_MAX are refused (`limit_exceeded`); the full demo book holds 1.6
+# million accounts and about 2 positions each.
+ACCOUNTS_MAX = 8_000_000
+POSITION_SLOTS_MAX = 32_000_000
+
 # Below this many accounts a sweep stays on one thread: waking a thread costs tens of
 # microseconds on a busy box.
 PARALLEL_ACCOUNTS_MIN = 100_000
@@ -43,6 +57,10 @@ assert -2 * BALANCE_MAX >= INT64_MIN and 2 * BALANCE_MAX - 1 <= INT64_MAX, (
 assert FLOAT_SCREEN_MAX * (1 + 2.0**-40) < VALUE_MAX, "the float screen has room for error"
 assert 1 <= DEFAULT_LEVERAGE <= LEVERAGE_MAX <= INT32_MAX, "leverage fits its int32 column"
 assert WARNING_RATE_DEFAULT > 0, "the warning level is a positive rate"
+assert EVENT_ID_MAX < RESERVED_ACCOUNT_BASE and SEQ_MAX < INT64_MAX and TS_MAX < INT64_MAX, (
+    "message ids, sequence numbers and times stay well inside int64"
+)
+assert 0 < ACCOUNTS_MAX <= POSITION_SLOTS_MAX < INT32_MAX, "slot counts fit int32 indices"
 assert RESERVED_ACCOUNT_BASE > 0 and RESERVED_ACCOUNT_BASE + RESERVED_ACCOUNT_SPAN <= INT64_MAX, (
     "reserved account ids are valid non-negative int64 ids"
 )

@@ -22,6 +22,8 @@ class RejectReason(StrEnum):
     MISSING_FILE = "missing_file"
     MISSING_COLUMN = "missing_column"
     MISSING_VALUE = "missing_value"
+    DUPLICATE_FIELD = "duplicate_field"
+    TOO_DEEP = "too_deep"
     INVALID_FIELD = "invalid_field"
     INVALID_FILE = "invalid_file"
     INVALID_TYPE = "invalid_type"
@@ -65,6 +67,8 @@ class RejectReason(StrEnum):
     STALE_SEQUENCE = "stale_sequence"
     INVALID_TRADE = "invalid_trade"
     INSUFFICIENT_MARGIN = "insufficient_margin"
+    PRICE_OUT_OF_BAND = "price_out_of_band"
+    LIMIT_EXCEEDED = "limit_exceeded"
     LEVERAGE_ABOVE_MAX = "leverage_above_max"
     # ----- settlement
     ALREADY_SETTLED = "already_settled"
@@ -72,3 +76,6 @@ class RejectReason(StrEnum):
     GROUP_UNSETTLED = "group_unsettled"
     NO_SETTLEMENT_PRICE = "no_settlement_price"
     NO_FUNDING_RATE = "no_funding_rate"
+    # ----- the service's last line of defence: applying the record raised (a bug); the
+    # record is dead-lettered and the state rolled back to before it
+    INTERNAL_ERROR = "internal_error"

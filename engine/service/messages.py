@@ -11,6 +11,13 @@ which are parsed as Decimal, never float, so 0.1 stays exactly 0.1; a value off 
 refused. Ids, timestamps, sequence numbers and leverage are integers (an id may also be a
 string of digits, for producers whose JSON numbers are doubles).
 
+Strict at the boundary: a decimal string is ASCII `-?digits[.digits][e[+-]digits]` and
+nothing else (no "1_000", "+5", " 5 ", "5.", no non-ASCII digits); `v` is the integer 1 (not
+1.0); a key given twice is `duplicate_field`; objects and arrays nest at most
+JSON_DEPTH_MAX deep (`too_deep`); event ids and sequence numbers are below 2^62 and event
+times are epoch ms within [0, TS_MAX] (engine.book.limits), so no sentinel value can become
+a partition's last event id, a symbol's last seq or the service's event time.
+
 Schemas (schema version `v` = 1; see docs/service.md for examples):
 
 - price (key: symbol): symbol, ts (event time, ms), seq (per symbol, increasing), and
@@ -26,6 +33,7 @@ Schemas (schema version `v` = 1; see docs/service.md for examples):
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -33,13 +41,22 @@ from typing import Any
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, OutOfRangeError, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
-from engine.book.limits import INT64_MAX, LEVERAGE_MAX
+from engine.book.limits import (
+    EVENT_ID_MAX,
+    INT64_MAX,
+    JSON_DEPTH_MAX,
+    LEVERAGE_MAX,
+    SEQ_MAX,
+    TS_MAX,
+)
 from engine.book.reasons import RejectReason
 
 SCHEMA_VERSION = 1
 VALUE_BYTES_MAX = 64 * 1024
 INDEX_SOURCES_MAX = 32
 EVENT_TYPES = ("deposit", "withdraw", "fill", "leverage")
+DECIMAL_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?", re.ASCII)
+_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
 class _NonFinite:
@@ -113,19 +130,55 @@ def accounts_of(event: AccountEvent) -> tuple[int, ...]:
 
 
 # ----- parsing ---------------------------------------------------------------------------
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise _DuplicateKey(f"key {key[:64]!r} given twice")
+        doc[key] = value
+    return doc
+
+
+def _depth(value: bytes) -> int:
+    """How deep objects and arrays nest in JSON text (brackets inside strings ignored)."""
+    depth = deepest = 0
+    for byte in _STRING.sub(b'""', value):
+        if byte in b"[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in b"]}":
+            depth -= 1
+    return deepest
+
+
 def _load(value: bytes) -> dict[str, Any]:
     if len(value) > VALUE_BYTES_MAX:
         raise Rejected(
             RejectReason.TOO_LARGE, f"message of {len(value)} bytes (max {VALUE_BYTES_MAX})"
         )
+    # Counting brackets is C-speed; only a message with many of them is scanned for depth.
+    if value.count(b"{") + value.count(b"[") > JSON_DEPTH_MAX and (_depth(value) > JSON_DEPTH_MAX):
+        raise Rejected(
+            RejectReason.TOO_DEEP, f"objects and arrays nest deeper than {JSON_DEPTH_MAX}"
+        )
     try:
-        doc = json.loads(value, parse_float=Decimal, parse_constant=_NonFinite)
+        doc = json.loads(
+            value, parse_float=Decimal, parse_constant=_NonFinite, object_pairs_hook=_object
+        )
+    except _DuplicateKey as exc:
+        raise Rejected(RejectReason.DUPLICATE_FIELD, str(exc)) from None
+    except RecursionError:
+        raise Rejected(RejectReason.TOO_DEEP, "objects and arrays nest too deep") from None
     except (UnicodeDecodeError, ValueError) as exc:
         raise Rejected(RejectReason.MALFORMED_JSON, f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise Rejected(RejectReason.MALFORMED_JSON, "expected a JSON object")
     version = doc.get("v")
-    if version != SCHEMA_VERSION or isinstance(version, bool):
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise Rejected(RejectReason.UNSUPPORTED_VERSION, f"schema version {version!r}, expected 1")
     return doc
 
@@ -153,6 +206,8 @@ def _decimal(doc: dict[str, Any], name: str, reason: RejectReason) -> Decimal:
         value = str(value)
     if isinstance(value, _NonFinite):
         raise Rejected(reason, f"{name} is {value!r}, not a finite number")
+    if isinstance(value, str) and not DECIMAL_TEXT.fullmatch(value):
+        raise Rejected(reason, f"{name}: {value[:64]!r} is not a plain finite decimal number")
     try:
         return parse_decimal(value, name)
     except FixedPointError as exc:
@@ -216,8 +271,8 @@ def parse_price(value: bytes, key: bytes | None, instruments: InstrumentTable) -
         raise Rejected(
             RejectReason.KEY_MISMATCH, f"key {key_text[:64]!r} is not the symbol {symbol!r}"
         )
-    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP)
-    seq = _int(doc, "seq", RejectReason.INVALID_SEQUENCE)
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP, high=TS_MAX)
+    seq = _int(doc, "seq", RejectReason.INVALID_SEQUENCE, high=SEQ_MAX)
     has_mark, has_index = "mark_price" in doc, "index_prices" in doc
     if has_mark == has_index:
         raise Rejected(
@@ -260,8 +315,8 @@ def parse_account_event(
         raise Rejected(
             RejectReason.UNKNOWN_TYPE, f"type {str(kind)[:32]!r}, expected one of {EVENT_TYPES}"
         )
-    event_id = _int(doc, "event_id", RejectReason.INVALID_EVENT_ID, low=1)
-    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP)
+    event_id = _int(doc, "event_id", RejectReason.INVALID_EVENT_ID, low=1, high=EVENT_ID_MAX)
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP, high=TS_MAX)
     money_step = instruments.money_step
     event: AccountEvent
     if kind in ("deposit", "withdraw"):

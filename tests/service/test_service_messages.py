@@ -199,3 +199,68 @@ def test_decimal_round_trip(ticks: int, lots: int) -> None:
     doc = messages.fill_doc(1, TS, "BTCUSDT", text_price, text_qty, 1, 2)
     got = event(doc)
     assert isinstance(got, Fill) and (got.price, got.qty) == (ticks, lots)
+
+
+# ----- hostile input: strict grammar, bounds, depth, duplicate keys ------------------------
+@pytest.mark.parametrize(
+    "amount", ["1_000", "\uff15", "\u0665", "+5", " 5 ", "5.", ".5", "5 ", "0x10", "1e", "NaN"]
+)
+def test_decimal_text_is_strict(amount: str) -> None:
+    assert reason(event, messages.deposit_doc(1, TS, 17, amount)) == "invalid_amount"
+
+
+def test_decimal_text_plain_forms_accepted() -> None:
+    for text, units in (("5", 5 * 10**8), ("5.25", 525_000_000), ("1e1", 10 * 10**8)):
+        got = event(messages.deposit_doc(1, TS, 17, text))
+        assert isinstance(got, Deposit) and got.amount == units
+
+
+def test_version_must_be_the_integer_one() -> None:
+    value = json.dumps(messages.deposit_doc(1, TS, 17, "5")).replace('"v": 1', '"v": 1.0')
+    assert reason(event, value.encode()) == "unsupported_version"
+    raw = b'{"v":1.0,"symbol":"BTCUSDT","ts":1,"seq":1,"mark_price":"1"}'
+    assert reason(price, raw) == "unsupported_version"
+
+
+def test_duplicate_keys_are_refused() -> None:
+    value = json.dumps(messages.deposit_doc(1, TS, 17, "5"))[:-1] + ', "amount": "500000"}'
+    assert reason(event, value.encode()) == "duplicate_field"
+    raw = b'{"v":1,"symbol":"BTCUSDT","ts":1,"seq":1,"index_prices":{"a":"1","a":"9"}}'
+    assert reason(price, raw) == "duplicate_field"
+
+
+def test_deep_nesting_is_a_rejection_not_a_recursion_error() -> None:
+    doc = json.dumps(messages.deposit_doc(1, TS, 17, "5"))[:-1]
+    value = (doc + ', "extra": ' + "[" * 1000 + "]" * 1000 + "}").encode()
+    assert len(value) < 2_200
+    assert reason(event, value) == "too_deep"
+    deep_object = doc + ', "x": ' + '{"a":' * 1000 + "1" + "}" * 1000 + "}"
+    assert reason(event, deep_object.encode()) == "too_deep"
+    # Brackets inside strings do not count.
+    fine = json.dumps({**messages.deposit_doc(1, TS, 17, "5"), "note": "[[[[[[[[[[{{{{{{{{{{"})
+    assert isinstance(event(fine.encode()), Deposit)
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"event_id": 2**63 - 1}, "invalid_event_id"),
+        ({"event_id": 2**62}, "invalid_event_id"),
+        ({"ts": 2**63 - 1}, "invalid_timestamp"),
+        ({"ts": 4_102_444_800_001}, "invalid_timestamp"),
+        ({"ts": -1}, "invalid_timestamp"),
+    ],
+)
+def test_integer_fields_are_bounded(change: dict, expected: str) -> None:
+    assert reason(event, {**messages.deposit_doc(1, TS, 17, "5"), **change}) == expected
+    assert event({**messages.deposit_doc(2**62 - 1, TS, 17, "5")}).event_id == 2**62 - 1
+
+
+def test_price_seq_and_ts_are_bounded() -> None:
+    for seq, ts, expected in (
+        (2**63 - 1, TS, "invalid_sequence"),
+        (1, 2**63 - 1, "invalid_timestamp"),
+    ):
+        doc = messages.price_doc("BTCUSDT", ts, seq, mark_price="1")
+        assert reason(price, doc) == expected
+    assert price(messages.price_doc("BTCUSDT", TS, 2**62 - 1, mark_price="1")).seq == 2**62 - 1
