@@ -380,20 +380,34 @@ class Book:
                 f"account {account_id} {symbol}: leverage {leverage} above the tier's"
                 f" max {tier.max_leverage} at notional {notional}",
             )
-        previous = self._leverage_for(row, inst)
+        previous = self._leverage_setting.get((row, inst))
         self._set_slot_leverage(row, inst, leverage)
-        if qty != 0 and leverage < previous:
+        if qty == 0 or leverage >= self._leverage_for_setting(previous):
+            return
+        # Lowering the leverage of an open position: checked at the new leverage, and any
+        # refusal (no mark, insufficient margin) puts the old setting back exactly.
+        try:
             equity, initial_margin = self._account_equity_and_initial_margin(row)
             if equity < initial_margin:
-                self._set_slot_leverage(row, inst, previous)
                 raise Rejected(
                     RejectReason.INSUFFICIENT_MARGIN,
                     f"account {account_id}: equity {equity} below the initial margin"
                     f" {initial_margin} at leverage {leverage}",
                 )
+        except BaseException:
+            self._set_slot_leverage(row, inst, previous)
+            raise
 
-    def _set_slot_leverage(self, row: int, inst: int, leverage: int) -> None:
-        self._leverage_setting[(row, inst)] = leverage
+    def _leverage_for_setting(self, setting: int | None) -> int:
+        return self.default_leverage if setting is None else setting
+
+    def _set_slot_leverage(self, row: int, inst: int, leverage: int | None) -> None:
+        """Set (or with None clear back to the default) an account's leverage in `inst`."""
+        if leverage is None:
+            self._leverage_setting.pop((row, inst), None)
+            leverage = self.default_leverage
+        else:
+            self._leverage_setting[(row, inst)] = leverage
         self.positions.set_leverage(row, inst, leverage)
 
     # ----- postings (the waterfall's, settlement's) --------------------------------------

@@ -258,6 +258,28 @@ def test_lowering_leverage_needs_margin() -> None:
     assert book.sweep().initial_margin[0] == 50 * USDT  # type: ignore[index]
 
 
+def test_refused_leverage_change_keeps_the_old_leverage() -> None:
+    # Refused for no mark, then for margin: each time the 20x default stays, so a withdrawal
+    # within the 20x initial margin still goes through.
+    book = Book(table())
+    book.deposit(2, 10 * USDT)
+    book.deposit(1, 60 * USDT)
+    book.apply_fill(1, "BTCUSDT", 10, 1_000_000)  # 1000 USDT notional, IM 50 at 20x
+    with pytest.raises(Rejected, match="no_mark"):
+        book.set_leverage(1, "BTCUSDT", 10)
+    book.set_mark("BTCUSDT", 1_000_000)
+    assert book.sweep().initial_margin[0] == 0  # type: ignore[index]
+    assert book.sweep().initial_margin[1] == 50 * USDT  # type: ignore[index]
+    with pytest.raises(Rejected, match="insufficient_margin"):
+        book.set_leverage(1, "BTCUSDT", 10)
+    assert book.sweep().initial_margin[1] == 50 * USDT  # type: ignore[index]
+    book.withdraw(1, 10 * USDT)  # equity 50 = IM at 20x
+    book.set_leverage(1, "BTCUSDT", 25)
+    with pytest.raises(Rejected, match="insufficient_margin"):
+        book.set_leverage(1, "BTCUSDT", 19)
+    assert book.sweep().initial_margin[1] == 40 * USDT  # type: ignore[index]
+
+
 def test_many_accounts_grow_and_compact() -> None:
     book = Book(table())
     for account in range(500):
