@@ -54,6 +54,15 @@ class AccountIndex:
             self._merge_pending()
         return row
 
+    def drop_newest(self, count: int) -> None:
+        """Forget every row from `count` on: the accounts added last (an undo of `add`)."""
+        if count >= self._count:
+            return
+        self._pending = {a: r for a, r in self._pending.items() if r < count}
+        keep = self._sorted_rows < count
+        self._sorted_ids, self._sorted_rows = self._sorted_ids[keep], self._sorted_rows[keep]
+        self._count = count
+
     def add_many(self, account_ids: np.ndarray) -> np.ndarray:
         """Rows for new, distinct ids (the caller checks they are new and distinct)."""
         self._merge_pending()

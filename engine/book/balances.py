@@ -50,6 +50,13 @@ class Balances:
         self.n_accounts += 1
         return row
 
+    def drop_newest(self, count: int) -> None:
+        """Forget the accounts from row `count` on (an undo of `add`; their balances are 0)."""
+        assert not self.amount[count : self.n_accounts].any(), "dropping accounts that hold money"
+        self.index.drop_newest(count)
+        self.changed_rows.difference_update(range(count, self.n_accounts))
+        self.n_accounts = min(self.n_accounts, count)
+
     def load(self, index: AccountIndex, account_ids: np.ndarray, rows: np.ndarray) -> None:
         """Accounts of a fresh book from checked columns, at balance 0."""
         assert self.n_accounts == 0, "a load starts from an empty book"

@@ -107,6 +107,12 @@ class Ledger:
         self._cols["reason"][s] = int(reason)
         self._len += n
 
+    def drop_newest(self, length: int) -> None:
+        """Forget the postings from `length` on: the undo of a record that failed half way
+        (engine.service.rollback); postings are otherwise never edited or removed."""
+        assert 0 <= length <= self._len, f"cannot shorten a ledger of {self._len} to {length}"
+        self._len = length
+
     def column(self, name: str) -> np.ndarray:
         return self._cols[name][: self._len]
 

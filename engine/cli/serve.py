@@ -67,6 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     engine.add_argument("--band-confirm", type=int, default=BAND_CONFIRM_DEFAULT)
     engine.add_argument("--batch-records", type=int, help="records per partition per tick")
     engine.add_argument("--full-sweep", action="store_true", help="sweep every account every tick")
+    engine.add_argument(
+        "--no-fill-checks",
+        action="store_true",
+        help="accept fills without a mark, outside the band or below initial margin (replays)",
+    )
     state = parser.add_argument_group("snapshots")
     state.add_argument("--snapshot-dir", type=Path)
     state.add_argument("--snapshot-interval", type=float, default=30.0, help="seconds (0: off)")
@@ -109,6 +114,7 @@ def config_of(args: argparse.Namespace) -> ServeConfig:
         band_rate=_band_rate(args.band),
         band_confirm=args.band_confirm,
         incremental=not args.full_sweep,
+        fill_checks=not args.no_fill_checks,
     )
     return ServeConfig(
         service=service,

@@ -31,6 +31,9 @@ class ServiceConfig:
     band_confirm: int = BAND_CONFIRM_DEFAULT
     incremental: bool = True
     incremental_move_max: float = INCREMENTAL_MOVE_MAX_DEFAULT  # see Service._choose_incremental
+    # Fills need a mark, lie within band_rate of it (when the band is on) and leave every
+    # side that adds exposure at or above its initial margin (engine.service.tick).
+    fill_checks: bool = True
 
     def __post_init__(self) -> None:
         if not 0 <= self.band_rate <= 100 * RATE_SCALE:
@@ -67,7 +70,8 @@ class ServiceState:
     last_event_id: dict[str, int] = field(default_factory=dict)  # per events partition
     last_price_seq: dict[str, int] = field(default_factory=dict)  # per symbol
     mark_seq: dict[str, int] = field(default_factory=dict)  # seq of the price behind a mark
-    held: dict[str, list[int]] = field(default_factory=dict)  # symbol -> [side, count]
+    # symbol -> [side, count, seq of the last price held]
+    held: dict[str, list[int]] = field(default_factory=dict)
     margin_call: list[int] = field(default_factory=list)  # account ids in margin call
 
     def to_extra(self, shard: str) -> dict[str, Any]:
@@ -95,6 +99,6 @@ class ServiceState:
             last_event_id={k: int(v) for k, v in extra["last_event_id"].items()},
             last_price_seq={k: int(v) for k, v in extra["last_price_seq"].items()},
             mark_seq={k: int(v) for k, v in extra["mark_seq"].items()},
-            held={k: [int(v[0]), int(v[1])] for k, v in extra["held"].items()},
+            held={k: [int(x) for x in v] for k, v in extra["held"].items()},
             margin_call=[int(a) for a in extra["margin_call"]],
         )

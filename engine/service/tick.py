@@ -22,8 +22,25 @@ and returns the output records it publishes, in order:
    nothing, so skipping it changes nothing.
 
 Every rejected record is dead-lettered with its reason and original bytes and changes no
-state (except that a well-formed account event's id counts as seen). The output documents
-and their ids are engine.service.outputs'.
+state: not the book, not the last event id of its partition, not a symbol's last seq, not
+the service's event time. Only an applied event, or an accepted price, moves those (a price
+held by the band moves only its hold count). The output documents and their ids are
+engine.service.outputs'.
+
+Who may do what (authorization at the ingest): no account event may name a house account
+(an id at or above RESERVED_ACCOUNT_BASE, or the profile's fund or unwind account:
+engine.waterfall.profile.is_reserved) -- `reserved_account`. A deposit may not open an
+account beyond ACCOUNTS_MAX, nor take a balance beyond BALANCE_MAX (`limit_exceeded`,
+`overflow`); a fill may not open a position beyond POSITION_SLOTS_MAX. With `fill_checks`
+on (the default) a fill needs a mark for its symbol (`no_mark`), lies within band_rate of
+that mark (`price_out_of_band`; no band when band_rate is 0), keeps each side's position
+value at the mark within VALUE_MAX (`overflow`), and every side whose exposure grows (|qty|
+up, or a flip) must end with equity at the marks >= its initial margin, the rule a
+withdrawal meets (`insufficient_margin`); a side that only reduces is always let through.
+
+Poison pills: if applying one record raises anything else, the book is put back as it was
+before that record (engine.service.rollback) and the record is dead-lettered with
+`internal_error`; the service goes on with the next record.
 
 Determinism: the state after a tick depends only on the state before and the batch. How
 records are cut into batches is the source's choice (the Kafka sources cut them
@@ -47,7 +64,13 @@ from engine.book.book import (
 )
 from engine.book.errors import Rejected
 from engine.book.fixed import RATE_SCALE
-from engine.book.limits import RESERVED_ACCOUNT_BASE
+from engine.book.limits import (
+    ACCOUNTS_MAX,
+    BALANCE_MAX,
+    POSITION_SLOTS_MAX,
+    RESERVED_ACCOUNT_BASE,
+    VALUE_MAX,
+)
 from engine.book.reasons import RejectReason
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
@@ -61,9 +84,10 @@ from engine.service.outputs import (
     topic_of_event,
 )
 from engine.service.ports import Output, Record, tp_name
+from engine.service.rollback import Savepoint
 from engine.service.state import ServiceConfig, ServiceState, TickStats
 from engine.waterfall.events import Event, WaterfallResult
-from engine.waterfall.profile import Profile
+from engine.waterfall.profile import Profile, is_reserved
 from engine.waterfall.run import SweptRows, run_waterfall
 
 
@@ -131,8 +155,8 @@ class Service:
         for record in events:
             try:
                 event = messages.parse_account_event(record.value, record.key, instruments)
-                tick_ts = max(tick_ts, event.ts)
                 self._apply_event(record, event)
+                tick_ts = max(tick_ts, event.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
@@ -140,9 +164,9 @@ class Service:
         for record in prices:
             try:
                 update = messages.parse_price(record.value, record.key, instruments)
-                tick_ts = max(tick_ts, update.ts)
-                if self._price_accepted(update, accepted):
+                if self._guarded_price(update, accepted):
                     accepted[update.instrument] = update
+                    tick_ts = max(tick_ts, update.ts)
                 else:
                     stats.prices_held += 1
                 stats.prices += 1
@@ -172,6 +196,8 @@ class Service:
         return self.partition_of_account is None or self.partition_of_account(account) == partition
 
     def _apply_event(self, record: Record, event: messages.AccountEvent) -> None:
+        """Dedup, authorize, apply all or nothing; the event id counts as seen only once
+        the event is applied."""
         name = tp_name(record.topic, record.partition)
         last = self.state.last_event_id.get(name, 0)
         if event.event_id <= last:
@@ -179,10 +205,47 @@ class Service:
                 RejectReason.DUPLICATE_EVENT_ID,
                 f"event id {event.event_id} is not above {last}, the last seen in {name}",
             )
-        # Seen from here on, even if the book refuses it: a redelivery is a duplicate.
+        for account in messages.accounts_of(event):
+            if is_reserved(account, self.profile):
+                raise Rejected(
+                    RejectReason.RESERVED_ACCOUNT,
+                    f"account {account} is a house account; the stream may not move it",
+                )
+        savepoint = Savepoint(self.book, messages.accounts_of(event))
+        try:
+            self._apply_to_book(record, event)
+        except Rejected:
+            savepoint.restore()
+            raise
+        except OverflowError as exc:
+            savepoint.restore()
+            raise Rejected(RejectReason.OVERFLOW, f"event {event.event_id}: {exc}") from None
+        except Exception as exc:
+            savepoint.restore()
+            raise Rejected(
+                RejectReason.INTERNAL_ERROR,
+                f"event {event.event_id}: {type(exc).__name__}: {str(exc)[:300]}",
+            ) from None
         self.state.last_event_id[name] = event.event_id
+
+    def _apply_to_book(self, record: Record, event: messages.AccountEvent) -> None:
         book = self.book
         if isinstance(event, Deposit):
+            row = book.index.find(event.account)
+            if row is None and book.n_accounts >= ACCOUNTS_MAX:
+                raise Rejected(
+                    RejectReason.LIMIT_EXCEEDED,
+                    f"account {event.account}: the book holds {ACCOUNTS_MAX} accounts, the most",
+                )
+            if row is not None and int(book.balance[row]) + event.amount > BALANCE_MAX:
+                raise Rejected(
+                    RejectReason.OVERFLOW,
+                    f"account {event.account}: the balance would pass {BALANCE_MAX} units",
+                )
+            if row is None and event.amount > BALANCE_MAX:
+                raise Rejected(
+                    RejectReason.OVERFLOW, f"deposit {event.amount} above {BALANCE_MAX} units"
+                )
             book.deposit(event.account, event.amount, event_id=event.event_id)
         elif isinstance(event, Withdraw):
             book.withdraw(event.account, event.amount, event_id=event.event_id)
@@ -202,17 +265,105 @@ class Service:
                 raise Rejected(
                     RejectReason.NOT_OWNED, f"no side of fill {event.event_id} is keyed here"
                 )
+            before = [book.position(account, event.symbol)[0] for account, _, _ in sides]
+            if self.config.fill_checks:
+                self._check_fill_price(event)
+            self._check_position_slots(event, before)
             book.apply_trade(event.symbol, event.price, sides, event_id=event.event_id)
+            self._check_fill_value(event, sides)
+            if self.config.fill_checks:
+                self._check_fill_margin(event, sides, before)
+
+    def _check_fill_value(self, fill: Fill, sides: list[tuple[int, int, int]]) -> None:
+        """After the trade is written (the caller rolls it back on a refusal): with a mark,
+        each side's position value at it stays within VALUE_MAX, so no sweep overflows."""
+        book = self.book
+        lot_value = int(book.mark_lot_value[fill.instrument])
+        for account, _, _ in sides:
+            qty_after = book.position(account, fill.symbol)[0]
+            if abs(qty_after) * lot_value > VALUE_MAX:
+                raise Rejected(
+                    RejectReason.OVERFLOW,
+                    f"account {account}: a position of {qty_after} lots is too large at the mark",
+                )
+
+    def _check_fill_price(self, fill: Fill) -> None:
+        book = self.book
+        if not book.mark_set[fill.instrument]:
+            raise Rejected(RejectReason.NO_MARK, f"fill {fill.event_id}: no mark for {fill.symbol}")
+        mark = int(book.mark[fill.instrument])
+        band = self.config.band_rate
+        if band and abs(fill.price - mark) * RATE_SCALE > band * mark:
+            raise Rejected(
+                RejectReason.PRICE_OUT_OF_BAND,
+                f"fill {fill.event_id}: price {fill.price} ticks is more than"
+                f" {band}/{RATE_SCALE} away from the mark {mark}",
+            )
+
+    def _check_position_slots(self, fill: Fill, before: list[int]) -> None:
+        book = self.book
+        opening = sum(1 for qty in before if qty == 0)
+        slots = len(book.pos_qty) + len(book.positions.pending)
+        if opening and slots + opening > POSITION_SLOTS_MAX:
+            raise Rejected(
+                RejectReason.LIMIT_EXCEEDED,
+                f"fill {fill.event_id}: the book holds {slots} position slots, the most",
+            )
+
+    def _check_fill_margin(
+        self, fill: Fill, sides: list[tuple[int, int, int]], before: list[int]
+    ) -> None:
+        """After the trade is written (the caller rolls it back on a refusal): each side
+        whose exposure grew must meet its initial margin at the marks."""
+        book = self.book
+        for (account, _, _), qty_before in zip(sides, before, strict=True):
+            qty_after = book.position(account, fill.symbol)[0]
+            grew = abs(qty_after) > abs(qty_before) or qty_after * qty_before < 0
+            if not grew:
+                continue
+            equity, initial_margin = book._account_equity_and_initial_margin(book.row_of(account))
+            if equity < initial_margin:
+                raise Rejected(
+                    RejectReason.INSUFFICIENT_MARGIN,
+                    f"fill {fill.event_id}: account {account} would hold equity {equity}"
+                    f" below its initial margin {initial_margin}",
+                )
 
     # ----- prices ------------------------------------------------------------------------
+    def _guarded_price(self, update: PriceUpdate, accepted: dict[int, PriceUpdate]) -> bool:
+        """_price_accepted with the poison-pill guard: an exception puts the symbol's price
+        state back and becomes an `internal_error` rejection."""
+        state, symbol = self.state, update.symbol
+        saved_seq = state.last_price_seq.get(symbol)
+        saved_held = state.held.get(symbol)
+        saved_held = None if saved_held is None else list(saved_held)
+        try:
+            return self._price_accepted(update, accepted)
+        except Exception as exc:
+            for table, value in ((state.last_price_seq, saved_seq), (state.held, saved_held)):
+                if value is None:
+                    table.pop(symbol, None)
+                else:
+                    table[symbol] = value  # type: ignore[assignment]
+            if isinstance(exc, Rejected):
+                raise
+            raise Rejected(
+                RejectReason.INTERNAL_ERROR, f"{symbol}: {type(exc).__name__}: {str(exc)[:300]}"
+            ) from None
+
     def _price_accepted(self, update: PriceUpdate, accepted: dict[int, PriceUpdate]) -> bool:
+        """Whether the band lets the price through now. Only an accepted price becomes the
+        symbol's last seq. A held one counts towards confirmation when its seq rises above
+        the last held one's, and otherwise starts the count again: a redelivered held
+        price never counts twice, and a held price can never block the prices after it."""
         state, symbol = self.state, update.symbol
         last_seq = state.last_price_seq.get(symbol, -1)
         if update.seq <= last_seq:
             raise Rejected(
                 RejectReason.STALE_SEQUENCE, f"{symbol}: seq {update.seq} is not above {last_seq}"
             )
-        state.last_price_seq[symbol] = update.seq
+        held = state.held.get(symbol)
+        last_held = held[2] if held is not None and len(held) > 2 else -1
         band = self.config.band_rate
         if update.instrument in accepted:
             reference = accepted[update.instrument].price
@@ -220,19 +371,16 @@ class Service:
             reference = int(self.book.mark[update.instrument])
         else:
             reference = 0
-        if band == 0 or reference == 0:
-            state.held.pop(symbol, None)
-            return True
-        if abs(update.price - reference) * RATE_SCALE <= band * reference:
-            state.held.pop(symbol, None)
-            return True
+        inside = band == 0 or reference == 0
+        inside = inside or abs(update.price - reference) * RATE_SCALE <= band * reference
         side = 1 if update.price > reference else -1
-        held = state.held.get(symbol)
-        count = held[1] + 1 if held is not None and held[0] == side else 1
-        if count >= self.config.band_confirm:
+        rising = held is not None and held[0] == side and update.seq > last_held
+        count = held[1] + 1 if held is not None and rising else 1
+        if inside or count >= self.config.band_confirm:
             state.held.pop(symbol, None)
+            state.last_price_seq[symbol] = update.seq
             return True
-        state.held[symbol] = [side, count]
+        state.held[symbol] = [side, count, update.seq]
         return False
 
     def _marks_ready(self) -> bool:

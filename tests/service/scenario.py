@@ -164,7 +164,12 @@ def published_events(docs: list[dict[str, Any]]) -> list[tuple]:
 def memory_service(
     profile: Profile, config: ServiceConfig | None = None, **options: Any
 ) -> Service:
-    return Service(fresh_book(profile), profile, config or ServiceConfig(band_rate=0), **options)
+    return Service(
+        fresh_book(profile),
+        profile,
+        config or ServiceConfig(band_rate=0, fill_checks=False),
+        **options,
+    )
 
 
 def streams_of(

@@ -43,6 +43,7 @@ def test_files_adapter_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
             str(tmp_path / "snap"),
             "--band",
             "0",
+            "--no-fill-checks",
             "--fund",
             "1000",
             "--metrics-port",

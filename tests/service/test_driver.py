@@ -26,7 +26,7 @@ def _snapshot_data(path: Path) -> tuple[Any, dict[str, Any]]:
 def test_crash_and_replay_equal_an_uninterrupted_run(tmp_path: Path) -> None:
     profile = Profile.shipped()
     events, prices = scenario(n_pairs=25, n_prices=30, seed=5)
-    config = ServiceConfig(band_rate=0)
+    config = ServiceConfig(band_rate=0, fill_checks=False)
 
     def fresh(root: Path) -> tuple[Service, StreamSource, FileSink, FileJournal, Snapshotter]:
         return (
@@ -84,7 +84,7 @@ def test_crash_and_replay_equal_an_uninterrupted_run(tmp_path: Path) -> None:
 def test_clean_stop_and_restart(tmp_path: Path) -> None:
     profile = Profile.shipped()
     events, prices = scenario(n_pairs=10, n_prices=12, seed=8)
-    config = ServiceConfig(band_rate=0)
+    config = ServiceConfig(band_rate=0, fill_checks=False)
     one = memory_service(profile, config)
     run(one, StreamSource(streams_of(events, prices), batch_records=5), MemorySink())
     two = memory_service(profile, config)

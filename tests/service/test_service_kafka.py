@@ -103,6 +103,7 @@ def _args(
             "--account-events-topic", inputs + base.account_events,
             "--snapshot-dir", str(snapshots),
             "--fund", "1000",
+            "--no-fill-checks",
             "--exit-when-idle",
             *extra,
         ]

@@ -66,7 +66,9 @@ def test_incremental_equals_full_sweep_every_tick() -> None:
     outputs = []
     books = []
     for incremental in (True, False):
-        service = memory_service(profile, ServiceConfig(band_rate=0, incremental=incremental))
+        service = memory_service(
+            profile, ServiceConfig(band_rate=0, incremental=incremental, fill_checks=False)
+        )
         sink = MemorySink()
         stats = run_audited(
             service, StreamSource(streams_of(events, prices), batch_records=5), sink
@@ -202,10 +204,10 @@ def test_rejections_are_dead_lettered_and_change_nothing() -> None:
     assert all(d["detail"] for d in letters)
     assert book_batch(service.book).equals(before)
     after = service.extra()["service"]
-    # Only the offsets and the seen event ids moved (a refused withdrawal's id is spent).
-    for name in ("last_price_seq", "mark_seq", "held", "margin_call"):
+    # Only the offsets moved: a refused event's id is not spent, its time not taken.
+    for name in ("last_event_id", "tick_ts", "last_price_seq", "mark_seq", "held", "margin_call"):
         assert after[name] == extra_before[name]
-    assert after["last_event_id"] == {"account-events:0": 12}
+    assert after["last_event_id"] == {"account-events:0": 3}
     assert audit(service.book).ok
 
 
@@ -245,7 +247,7 @@ def test_incremental_sweep_used_where_it_helps() -> None:
 
     book = synthetic_book(5_000, 15_000, 4, seed=1)
     open_fund(book, profile, 0)
-    service = Service(book, profile, ServiceConfig(band_rate=0))
+    service = Service(book, profile, ServiceConfig(band_rate=0, fill_checks=False))
     symbol = book.instruments.instruments[0].symbol
     mark = int(book.mark[0])
     swept = []
