@@ -7,6 +7,12 @@ Checks, each failing loudly with the offending ids:
   withdrawals, to the unit;
 - in a closed book (`closed=True`): open interest nets to zero per instrument, and the
   clearing account plus the open cost basis equals the cost basis loaded at opening.
+
+Sums never wrap: a total over many int64 values is taken exactly (`exact_sum`: the high
+and low 32 bits summed apart, then joined as a Python int), and a house account's ledger
+net is summed the same way. A trader's net may use int64 arithmetic: each posting is
+below 2^63 and the true net is a balance, which the book keeps within int64, so the
+modular result is exact.
 """
 
 from __future__ import annotations
@@ -23,6 +29,24 @@ class ConservationError(AssertionError):
     pass
 
 
+def exact_sum(values: np.ndarray) -> int:
+    """The exact sum of int64 values as a Python int (no wrap at any count below 2^31)."""
+    values = np.asarray(values, dtype=np.int64)
+    high = int((values >> 32).sum(dtype=np.int64))
+    low = int((values & 0xFFFFFFFF).sum(dtype=np.int64))
+    return high * 2**32 + low
+
+
+def _house_nets(book: Book) -> dict[int, int]:
+    """Credits minus debits of each house account in the ledger, exactly."""
+    ledger = book.ledger
+    debit, credit, amount = ledger.column("debit"), ledger.column("credit"), ledger.column("amount")
+    return {
+        house: exact_sum(amount[credit == house]) - exact_sum(amount[debit == house])
+        for house in book.house_balance
+    }
+
+
 @dataclass(frozen=True)
 class AuditReport:
     accounts: int
@@ -37,11 +61,11 @@ class AuditReport:
 
 def audit(book: Book, *, closed: bool = False) -> AuditReport:
     ids, net = book.ledger.net_by_account()
-    expected = dict(zip(ids.tolist(), net.tolist(), strict=True))
+    expected = _house_nets(book)
     for house, balance in book.house_balance.items():
-        if expected.get(house, 0) != balance:
+        if expected[house] != balance:
             raise ConservationError(
-                f"house account {house}: balance {balance} but ledger says {expected.get(house, 0)}"
+                f"house account {house}: balance {balance} but ledger says {expected[house]}"
             )
     rows = book.index.rows(ids[ids >= 0])
     if (rows < 0).any():
@@ -52,9 +76,7 @@ def audit(book: Book, *, closed: bool = False) -> AuditReport:
     if len(wrong):
         shown = book.account_id[wrong[:10]].tolist()
         raise ConservationError(f"balances differ from the ledger for accounts {shown}")
-    held = int(book.balance.sum(dtype=np.int64)) + sum(
-        v for k, v in book.house_balance.items() if k != EXTERNAL
-    )
+    held = exact_sum(book.balance) + sum(v for k, v in book.house_balance.items() if k != EXTERNAL)
     net_external = -book.house_balance[EXTERNAL]
     if held != net_external:
         raise ConservationError(
@@ -68,7 +90,7 @@ def audit(book: Book, *, closed: bool = False) -> AuditReport:
         if len(bad):
             symbols = [book.instruments.instruments[i].symbol for i in bad[:10]]
             raise ConservationError(f"open interest does not net to zero for {symbols}")
-        open_cost = int(book.pos_cost.sum(dtype=np.int64))
+        open_cost = exact_sum(book.pos_cost)
         if book.house_balance[CLEARING] + open_cost != book.opening_position_cost:
             raise ConservationError(
                 f"clearing balance {book.house_balance[CLEARING]} + open cost {open_cost}"

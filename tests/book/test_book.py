@@ -363,3 +363,15 @@ def test_a_trade_is_applied_whole_or_not_at_all() -> None:
         book.apply_trade("BTCUSDT", 1_000_000, [(1, 1, 0), (1, -1, 0)])
     assert same_state(before, state(book))
     assert audit(book, closed=True).ok
+
+
+def test_audit_sums_do_not_wrap_at_int64() -> None:
+    # Three balances just under 2^62 each: their total (and the external account's minus
+    # it) is beyond int64; the audit still balances to the unit.
+    book = Book(table())
+    for account in (1, 2, 3):
+        book.deposit(account, 2**62 - 1)
+    report = audit(book)
+    assert report.ok and report.net_external == 3 * (2**62 - 1)
+    book.deposit(4, 2**63 - 1)  # the book alone allows a full int64 balance
+    assert audit(book).total_held == 3 * (2**62 - 1) + 2**63 - 1
