@@ -11,7 +11,7 @@
 #   KAFKA_CONTROLLER_PORT (19093)   KRaft controller port on 127.0.0.1
 #   KAFKA_CACHE_DIR ($REPO/.cache/kafka)        jars go into $KAFKA_CACHE_DIR/libs
 #   KAFKA_DATA_DIR  ($REPO/.cache/kafka/run)    config, pid file, logs, log.dirs
-#   KAFKA_FRESH=1                   same as `start --fresh`: wipe topic data first
+#   KAFKA_FRESH=1                   same as `start --fresh`: wipe topic data and cluster id first
 #                                   (stops a running broker of this data dir first)
 #   KAFKA_HEAP_OPTS (-Xms256m -Xmx512m), KAFKA_JVM_OPTS (extra JVM flags)
 #   KAFKA_START_TIMEOUT (90), KAFKA_STOP_TIMEOUT (30)   seconds
@@ -163,11 +163,20 @@ EOF
 }
 
 cluster_id() {
-    if [[ ! -s "$CLUSTER_ID_FILE" ]]; then
-        # A KRaft cluster id is a UUID in URL-safe base64 without padding (22 chars).
-        head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$CLUSTER_ID_FILE"
+    # A KRaft cluster id is a UUID in URL-safe base64 without padding (22 chars). One that
+    # starts with '-' reads as an option to the storage tool (Kafka's own generator never
+    # makes one), so it is drawn again; a saved id of any other shape cannot have formatted
+    # anything, so it is replaced.
+    local id=""
+    [[ -s "$CLUSTER_ID_FILE" ]] && id="$(cat "$CLUSTER_ID_FILE")"
+    if [[ ! "$id" =~ ^[A-Za-z0-9_][A-Za-z0-9_-]{21}$ ]]; then
+        id="-"
+        while [[ "$id" == -* ]]; do
+            id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+        done
+        printf '%s' "$id" >"$CLUSTER_ID_FILE"
     fi
-    cat "$CLUSTER_ID_FILE"
+    printf '%s\n' "$id"
 }
 
 format_storage() {
@@ -243,8 +252,9 @@ do_start() {
     port_open "$CPORT" && die "port $HOST:$CPORT is already in use by another process (set KAFKA_CONTROLLER_PORT)"
 
     if [[ "$fresh" == 1 ]]; then
-        say "fresh start: wiping $KAFKA_LOG_DIRS"
+        say "fresh start: wiping $KAFKA_LOG_DIRS and its cluster id"
         rm -rf "$KAFKA_LOG_DIRS"
+        rm -f "$CLUSTER_ID_FILE"
     fi
     write_config
     format_storage
