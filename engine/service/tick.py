@@ -1,5 +1,6 @@
 """One tick of the service: a batch of input records in, the output records out,
-deterministic, no I/O of its own.
+deterministic, no I/O of its own. (Over 400 lines: the per-record checks -- authorization,
+fill rules, limits -- must stay next to the apply they guard.)
 
 A tick (Service.tick) takes a batch of records (topic, partition, offset, key, value bytes)
 and returns the output records it publishes, in order:
