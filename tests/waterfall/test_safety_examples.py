@@ -1,5 +1,8 @@
 """Waterfall safety on hand-computed books: who pays, how much, at what price.
 
+Over 400 lines because every example writes its arithmetic out in comments, and the
+identity table at the end reuses the books built above.
+
 Grid (BTCUSDT, ETHUSDT): tick 0.01, lot 0.001, maintenance rate 0.005, money at 8 decimals,
 so one lot moving one tick is 0.01 x 0.001 x 10^8 = 1000 units and 1 USDT = 10^8 units; a
 BTC lot at 90000 is worth 90 USDT, an ETH lot at 3000 3 USDT. Fund floor 0 unless stated.
