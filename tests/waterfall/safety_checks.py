@@ -20,10 +20,10 @@ from typing import Any
 import numpy as np
 
 from engine.book.book import STATUS_BANKRUPT, STATUS_LIQUIDATE, Book
-from engine.waterfall.adl import closed_profit
+from engine.waterfall.adl_book import closed_profit
 from engine.waterfall.conservation import audit
-from engine.waterfall.profile import PROFILES_DIR, Profile
-from engine.waterfall.waterfall import WaterfallResult, reserved_mask
+from engine.waterfall.events import WaterfallResult
+from engine.waterfall.profile import PROFILES_DIR, Profile, reserved_mask
 
 USDT = 10**8  # money units per USDT (money_decimals 8)
 

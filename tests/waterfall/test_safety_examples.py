@@ -30,8 +30,10 @@ import pytest
 from engine.book.book import STATUS_LIQUIDATE, Book
 from engine.book.instruments import InstrumentTable
 from engine.waterfall.conservation import audit
+from engine.waterfall.events import WaterfallResult
+from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import Profile, ProfileError
-from engine.waterfall.waterfall import WaterfallResult, open_fund, run_waterfall
+from engine.waterfall.run import run_waterfall
 from tests.waterfall import safety_checks as check
 from tests.waterfall.safety_checks import USDT
 
