@@ -1,7 +1,9 @@
 """What one ADL run reads from the book, and the profit arithmetic every ADL policy shares.
 
 `AdlBook` computes once per run the per slot unrealized PnL and notional, the per account
-equity and notional, and the slots of each instrument, and keeps them current as ADL acts.
+equity, maintenance margin, open positions and notional, and the slots of each instrument,
+keeps them current as ADL acts, and gives each account's safe capacity (what it can pay
+and stay safe: equity - maintenance - 1 unit while positions remain, equity when flat).
 `closed_profit` is the fill rule's realized PnL of closing k lots (engine.book.fills), and
 `lots_to_cover` the least lots whose profit covers an amount. A policy's choice is a
 `Selection`: slots, lots each gives (>= 0), money each pays (>= 0).
@@ -83,7 +85,13 @@ class AdlBook:
         self.owner = book.position_owner()
         self.upnl = margins["unrealized_pnl"]
         self.notional = margins["notional"]
-        self.equity = book.sweep(with_initial_margin=False).equity.copy()
+        risk = book.sweep(with_initial_margin=False)
+        self.equity = risk.equity.copy()
+        # Maintenance before ADL: closing lots only lowers it, so it bounds every later one.
+        self.maintenance = risk.maintenance_margin.copy()
+        self.open_positions = np.bincount(
+            self.owner[book.pos_qty != 0], minlength=book.n_accounts
+        ).astype(np.int64)
         self.trader = ~reserved_mask(book.account_id, profile)
         order = np.argsort(book.pos_instrument, kind="stable")
         self._by_instrument = order
@@ -116,11 +124,24 @@ class AdlBook:
             np.add.at(self._account_notional, self.owner, self.notional)
         return self._account_notional
 
+    def safe_cap(self, row: int, flat_after: bool) -> int:
+        """What the account at `row` can pay and stay safe: its equity when it ends flat,
+        else equity - maintenance - 1 unit (equity after > maintenance after); >= 0."""
+        equity = int(self.equity[row])
+        return max(0, equity if flat_after else equity - int(self.maintenance[row]) - 1)
+
+    def safe_caps(self) -> np.ndarray:
+        """safe_cap per account row for accounts that keep positions (the bound a policy
+        that does not know yet which lots go uses)."""
+        return np.maximum(self.equity - self.maintenance - 1, 0)
+
     def acted(self, slots: np.ndarray, amounts: np.ndarray) -> None:
         """Refresh after lots of `slots` closed at the mark and `amounts` were paid."""
         book = self.book
         lot_value = book.mark_lot_value[book.pos_instrument[slots]]
         rows = self.owner[slots]
+        emptied = (self.notional[slots] > 0) & (book.pos_qty[slots] == 0)
+        np.subtract.at(self.open_positions, rows[emptied], 1)
         notional_after = np.abs(book.pos_qty[slots]) * lot_value
         if self._account_notional is not None:
             np.subtract.at(self._account_notional, rows, self.notional[slots] - notional_after)

@@ -1,18 +1,23 @@
 """ADL selection by queue (`pnl_leverage`, `hyperliquid`) and by share (`pro_rata`).
 
-- `pnl_leverage`, `hyperliquid`: a queue. Opposite positions in profit are scored by
-  csrc/adl.h (floored int64, ties by account id) and taken best first from a top-k
-  selection that grows only when the first k run out. From a position of q lots, k lots
-  go, k the least number whose profit covers what is still short (closed form, exact), and
-  the trader pays min(still short, profit of those k lots, equity): the last one taken
-  pays a part, everyone before it the whole profit of the lots it closed.
+Every payer is left safe and never pays more than the profit at the mark of the lots it
+closes (engine.waterfall.adl states the rule).
+
+- `pnl_leverage`, `hyperliquid`: a queue at the bankruptcy price. Opposite positions in
+  profit are scored by csrc/adl.h (floored int64, ties by account id) and taken best first
+  from a top-k selection that grows only when the first k run out; each is matched to the
+  instrument's tranche lots (engine.waterfall.tranches) in order and pays
+  min(tranche value of its lots, their profit, its safe cap). Fewest mode: the least lots
+  that pay min(still short, the most it can pay), so the last one taken pays a part and
+  ADL takes exactly the shortfall; whole mode: its whole position, up to the tranche lots
+  left. A payer that can pay nothing (cap 0) is skipped.
 - `pro_rata`: every opposite position in profit, over all the fund's instruments at once,
   pays a share of S in proportion to its profit (weights capped so an account's weights sum
-  to at most its equity), exact by largest-remainder rounding (csrc/allocation.h; ties by
-  account id, then instrument). Each closes the least lots whose profit covers its share.
-  When those lots exceed the fund's position in an instrument, the fund's lots are shared
-  out in proportion to them (largest remainder again) and the shares are still paid in
-  full: a haircut of profit, never more than the position's profit.
+  to at most its safe cap), exact by largest-remainder rounding (csrc/allocation.h; ties by
+  account id, then instrument), at the mark. Each closes the least lots whose profit covers
+  its share. When those lots exceed the fund's position in an instrument, the fund's lots
+  are shared out in proportion to them (largest remainder again) and each pays at most the
+  profit of the lots it closes; what is left goes on to socialized loss.
 """
 
 from __future__ import annotations
@@ -29,12 +34,67 @@ from engine.waterfall.adl_book import (
     empty_selection,
     lots_to_cover,
 )
+from engine.waterfall.tranches import TrancheLine
 
 TOP_K_FIRST = 64
 
 
-def select_queue(state: AdlBook, inst: int, fund_qty: int, need: int, policy: str) -> Selection:
-    """The queue of pnl_leverage / hyperliquid in one instrument, best first."""
+def _queue_take(
+    state: AdlBook,
+    line: TrancheLine,
+    at: int,
+    slot: int,
+    need: int,
+    lot_value: int,
+    whole: bool,
+) -> tuple[int, int]:
+    """(lots, amount) the payer at `slot` gives for tranche lots from `at` on; (0, 0) to
+    skip it. It pays min(tranche value of its lots, their profit at the mark, its safe
+    cap); fewest mode takes the least lots that pay min(need, the most it can pay), whole
+    mode closes its whole position (up to the tranche lots left)."""
+    book = state.book
+    qty, cost = int(book.pos_qty[slot]), int(book.pos_cost[slot])
+    row = int(state.owner[slot])
+    most = min(abs(qty), line.total_lots - at)
+    if most <= 0:
+        return 0, 0
+    flat_possible = most == abs(qty) and int(state.open_positions[row]) == 1
+    start_value = line.value_at(at)
+
+    def value(k: int) -> int:
+        return line.value_at(at + k) - start_value
+
+    def pays(k: int) -> int:
+        cap = state.safe_cap(row, flat_possible and k == abs(qty))
+        return min(value(k), closed_profit(qty, cost, k, lot_value), cap)
+
+    best = pays(most)
+    if best <= 0:
+        return 0, 0
+    if whole:
+        return most, best
+    amount = min(need, best)
+    by_value = line.least_lots(start_value + amount)
+    assert by_value is not None
+    lots = max(by_value - at, lots_to_cover(qty, cost, most, lot_value, amount))
+    if pays(lots) < amount:  # only the flat close has the room: take it
+        lots = most
+    assert pays(lots) >= amount and 0 < lots <= most
+    return lots, amount
+
+
+def select_queue(
+    state: AdlBook,
+    inst: int,
+    fund_qty: int,
+    need: int,
+    policy: str,
+    line: TrancheLine,
+    *,
+    whole: bool = False,
+) -> Selection:
+    """The queue of pnl_leverage / hyperliquid in one instrument, best first, matched to
+    the instrument's tranche lots in order (the tranches lie within the fund's position)."""
     book = state.book
     slots = state.candidates(inst, -1 if fund_qty > 0 else 1)
     n = len(slots)
@@ -50,37 +110,21 @@ def select_queue(state: AdlBook, inst: int, fund_qty: int, need: int, policy: st
     )
     ids = np.ascontiguousarray(book.account_id[rows])
     lot_value = int(book.mark_lot_value[inst])
-    fund_lots = abs(fund_qty)
+    at = 0  # the next tranche lot
     picked: list[tuple[int, int, int]] = []
     # Candidates are visited best first; the top-k grows only when the first k run out.
     k, seen = min(TOP_K_FIRST, n), 0
-    while need > 0 and fund_lots > 0 and k > 0:
+    while need > 0 and at < line.total_lots and k > 0:
         top, count = _native.adl_top_k(np.zeros(n, dtype=np.int64), score, ids, 1, k)
-        block = top[0, seen : count[0]]
-        columns = (
-            block.tolist(),
-            book.pos_qty[slots[block]].tolist(),
-            book.pos_cost[slots[block]].tolist(),
-            state.upnl[slots[block]].tolist(),
-            state.equity[rows[block]].tolist(),
-        )
-        for j, qty, cost, upnl, equity in zip(*columns, strict=True):
-            if need == 0 or fund_lots == 0:
+        for j in top[0, seen : count[0]].tolist():
+            if need <= 0 or at == line.total_lots:
                 break
-            cap = min(abs(qty), fund_lots)
-            # The whole position's realized profit is its unrealized PnL, to the unit.
-            profit = upnl if cap == abs(qty) else closed_profit(qty, cost, cap, lot_value)
-            have = min(profit, equity)
-            if have <= 0:
+            lots, amount = _queue_take(state, line, at, int(slots[j]), need, lot_value, whole)
+            if lots == 0:
                 continue
-            if have <= need:
-                lots, amount = cap, have
-            else:
-                lots = lots_to_cover(qty, cost, cap, lot_value, need)
-                amount = min(need, closed_profit(qty, cost, lots, lot_value), equity)
             picked.append((j, lots, amount))
             need -= amount
-            fund_lots -= lots
+            at += lots
         seen = int(count[0])
         k = min(k * 4, n) if seen < n else 0
     if not picked:
@@ -94,13 +138,14 @@ def select_queue(state: AdlBook, inst: int, fund_qty: int, need: int, policy: st
 
 
 def capped_weights(
-    rows: np.ndarray, slots: np.ndarray, upnl: np.ndarray, equity: np.ndarray
+    rows: np.ndarray, slots: np.ndarray, upnl: np.ndarray, cap: np.ndarray
 ) -> np.ndarray:
-    """Profit weights capped so each account's weights sum to min(its profits, its equity):
-    its slots in slot order take min(running profit, equity) in turn."""
+    """Profit weights capped so each account's weights sum to min(its profits, its cap)
+    (cap per account row: its safe capacity): its slots in slot order take
+    min(running profit, cap) in turn."""
     order = np.lexsort((slots, rows))
     r, u = rows[order], upnl[order]
-    e = equity[r]
+    e = cap[r]
     weight_sorted = np.zeros(len(order), dtype=np.int64)
     if float(np.abs(u).astype(np.float64).sum()) < float(VALUE_MAX):
         cum = np.cumsum(u)
@@ -131,7 +176,7 @@ def select_pro_rata(
     inst_of = book.pos_instrument[slots].astype(np.int64)
     rows = state.owner[slots]
     ids = book.account_id[rows]
-    weight = capped_weights(rows, slots, state.upnl[slots], state.equity)
+    weight = capped_weights(rows, slots, state.upnl[slots], state.safe_caps())
     tie = np.empty(len(slots), dtype=np.int64)
     tie[np.lexsort((inst_of, ids))] = np.arange(len(slots))
     share, _ = _native.allocate_largest_remainder(weight, tie, need)
@@ -150,7 +195,17 @@ def select_pro_rata(
             ],
             dtype=np.int64,
         )
+        amount = share[mine]
         if int(lots.sum()) > abs(fund_qty):
             lots, _ = _native.allocate_largest_remainder(lots, tie[mine], abs(fund_qty))
-        selections[inst] = (slots[mine], lots, share[mine])
+            # fewer lots than the share needs: it pays at most their profit
+            amount = np.asarray(
+                [
+                    min(a, closed_profit(q, c, k, lot_value)) if k else 0
+                    for q, c, k, a in zip(qty, cost, lots.tolist(), amount.tolist(), strict=True)
+                ],
+                dtype=np.int64,
+            )
+        keep = lots > 0
+        selections[inst] = (slots[mine][keep], lots[keep], amount[keep])
     return selections

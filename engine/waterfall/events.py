@@ -1,8 +1,8 @@
 """What the waterfall reports: its event kinds, the columnar event log and the result.
 
 An event is one action (a position taken over, a fee, a takeover amount, an insurance
-payout, an unwind fill, an ADL close, a socialized-loss charge); `WaterfallResult` holds the
-log and the money totals of one run.
+payout, an unwind fill, an ADL close, a socialized-loss charge, the loss left unallocated);
+`WaterfallResult` holds the log and the money totals of one run.
 """
 
 from __future__ import annotations
@@ -30,7 +30,8 @@ EVENT_FIELDS = ("kind", "event_id", "account_id", "instrument", "qty", "price", 
 @dataclass(frozen=True)
 class Event:
     """One action of the waterfall. qty lots (signed as the trader's position before),
-    price ticks (the execution mark), amount money units moved by the action."""
+    price ticks (the execution mark; for ADL the effective price, rounded toward the mark),
+    amount money units moved by the action."""
 
     kind: str  # one of EVENT_KINDS
     event_id: int
@@ -126,11 +127,18 @@ class WaterfallResult:
     takeover_surplus: int = 0
     insurance_paid: int = 0
     debt_kept: int = 0
-    adl_amount: int = 0
+    unwind_loss: int = 0  # what the fund's unwind lost against the mark
+    # The tick's deficit and who covered it, to the unit (asserted by run_waterfall):
+    # fund_drawdown + adl_amount + socialized_amount + unallocated_loss == deficit_to_cover.
+    deficit_to_cover: int = 0  # insurance paid + unwind loss + the deficit carried in
+    fund_drawdown: int = 0  # the part the fund carried: its room above the floor and
+    # the tick's fees, takeover surplus and unwind gains
+    adl_amount: int = 0  # ADL money that covered the shortfall
     adl_shortfall: int = 0  # what ADL was asked to cover
-    adl_overshoot: int = 0  # profit taken beyond the shortfall: 0 by construction
+    adl_overshoot: int = 0  # ADL money beyond the shortfall (whole positions only), kept
+    # by the fund; the adl events carry adl_amount + adl_overshoot
     socialized_amount: int = 0
-    unallocated_loss: int = 0  # shortfall left after socialization (no profit to take)
+    unallocated_loss: int = 0  # what nobody could be charged: the fund's deficit below floor
 
     @property
     def events(self) -> list[Event]:

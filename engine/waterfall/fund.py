@@ -37,19 +37,23 @@ def unwind_fund(
     book: Book, profile: Profile, prices: dict[str, int], result: WaterfallResult
 ) -> None:
     """The fund closes its position in each priced symbol at that execution price (ticks)
-    against the unwind account, which stands for the market outside the book."""
+    against the unwind account, which stands for the market outside the book; what that
+    loses against the mark adds to result.unwind_loss."""
     fund, market = profile.fund_account_id, profile.unwind_account_id
     if book.index.find(market) is None:
         book.open_account(market)
-    for inst, qty, _ in book.positions_of(fund):
+    for inst, qty, cost in book.positions_of(fund):
         symbol = book.instruments.instruments[inst].symbol
         if symbol not in prices:
             continue
         price = prices[symbol]
         event_id = book.new_event_id()
+        unrealized = qty * int(book.mark_lot_value[inst]) - cost
         realized = book.apply_fill(fund, symbol, -qty, price, event_id=event_id)
         book.apply_fill(market, symbol, qty, price, event_id=event_id)
         result.log.append("unwind", event_id, fund, inst, qty, price, realized)
+        # The fund's equity at the mark moves by what the price realizes beyond the mark.
+        result.unwind_loss += max(0, unrealized - realized)
 
 
 def fund_fills(

@@ -26,6 +26,8 @@ PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 DEFAULT_PROFILE = "binance-like"
 ADL_POLICIES = ("pnl_leverage", "hyperliquid", "pro_rata", "risk_water_filling")
 ADL_POLICIES_IMPLEMENTED = ADL_POLICIES
+ADL_PRICES = ("bankruptcy",)
+ADL_QUANTITIES = ("fewest", "whole")
 SOCIALIZED_BASES = ("profit", "open_interest")
 SOCIALIZED_BASES_IMPLEMENTED = ("profit",)
 FUND_MODES = ("shared", "per_instrument")
@@ -50,6 +52,8 @@ class Profile:
     fund_floor: Decimal  # currency units; ADL / socialized loss start below it
     adl_enabled: bool
     adl_policy: str
+    adl_price: str  # the queue closes lots at the defaulter's bankruptcy price
+    adl_quantity: str  # "fewest" lots that cover the shortfall, or "whole" positions
     socialized_loss_enabled: bool
     socialized_loss_basis: str
     negative_balance_protection: bool  # False: debt mode, the deficit stays on the account
@@ -121,6 +125,8 @@ class Profile:
             raise ProfileError("insurance_fund.floor: must not be negative")
         policy = _choice(adl, "policy", "adl", ADL_POLICIES, "pnl_leverage")
         adl_enabled = _bool(adl, "enabled", "adl", True)
+        adl_price = _choice(adl, "price", "adl", ADL_PRICES, "bankruptcy")
+        adl_quantity = _choice(adl, "quantity", "adl", ADL_QUANTITIES, "fewest")
         if adl_enabled and policy not in ADL_POLICIES_IMPLEMENTED:
             raise ProfileError(
                 f"adl.policy: {policy!r} is not implemented yet (have {ADL_POLICIES_IMPLEMENTED})"
@@ -144,6 +150,8 @@ class Profile:
             fund_floor=floor,
             adl_enabled=adl_enabled,
             adl_policy=policy,
+            adl_price=adl_price,
+            adl_quantity=adl_quantity,
             socialized_loss_enabled=social_enabled,
             socialized_loss_basis=basis,
             negative_balance_protection=_bool(negative, "protection", "negative_balance", True),

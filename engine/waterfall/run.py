@@ -6,8 +6,14 @@ Order within a tick, every money movement a ledger posting through the book:
    over by the insurance fund at their bankruptcy value, in full or in partial steps.
 2. Unwind (optional input, engine.waterfall.fund): the fund closes its positions at given
    execution prices against the unwind account, which stands for the market outside.
-3. ADL when the fund's equity < floor (engine.waterfall.adl), then 4. socialized loss of
-   what is left (engine.waterfall.socialize), or the shortfall reported as unallocated.
+3. The deficit to cover: this tick's insurance payouts, the unwind's loss against the
+   mark, and any deficit carried in (the fund below its floor before the tick). The fund
+   carries what its equity above the floor (with the tick's fees, takeover surplus and
+   unwind gains) absorbs, `fund_drawdown`; the rest, its shortfall below the floor, goes to
+4. ADL (engine.waterfall.adl), then 5. socialized loss (engine.waterfall.socialize), and
+   what is left is `unallocated_loss` (an event; the fund's deficit below its floor):
+   fund_drawdown + adl_amount + socialized_amount + unallocated_loss == deficit_to_cover,
+   asserted to the unit. ADL and socialized loss never leave a payer unsafe.
 """
 
 from __future__ import annotations
@@ -88,12 +94,42 @@ def run_waterfall(
     if unwind_prices:
         unwind_fund(book, profile, unwind_prices, result)
     floor = profile.fund_floor_units(book.instruments.money_decimals)
+    cover_deficit(book, profile, floor, result, batch=batch)
+    result.fund_balance_after = int(book.balance[book.row_of(fund)])
+    result.fund_equity_after = book.account_margin(fund)[0]
+    return result
+
+
+def cover_deficit(
+    book: Book, profile: Profile, floor: int, result: WaterfallResult, *, batch: bool
+) -> None:
+    """Steps 3-5 after the takeovers and the unwind: the deficit to cover, what the fund
+    carries, ADL, socialized loss, and the unallocated rest, to the unit."""
+    fund = profile.fund_account_id
+    shortfall = fund_shortfall(book, profile, floor)
+    carried_in = max(0, floor - result.fund_equity_before)
+    result.deficit_to_cover = result.insurance_paid + result.unwind_loss + carried_in
+    result.fund_drawdown = result.deficit_to_cover - shortfall
+    assert result.fund_drawdown >= 0, (
+        f"fund {fund}: short {shortfall} of its floor, more than the deficit"
+        f" {result.deficit_to_cover} it took on"
+    )
     if profile.adl_enabled:
         run_adl(book, profile, floor, result, batch=batch)
     if profile.socialized_loss_enabled:
         socialize_loss(book, profile, floor, result)
-    else:
-        result.unallocated_loss = fund_shortfall(book, profile, floor)
-    result.fund_balance_after = int(book.balance[book.row_of(fund)])
-    result.fund_equity_after = book.account_margin(fund)[0]
-    return result
+    result.unallocated_loss = fund_shortfall(book, profile, floor)
+    if result.unallocated_loss:
+        result.log.append(
+            "unallocated_loss", book.new_event_id(), fund, -1, 0, 0, result.unallocated_loss
+        )
+    parts = (
+        result.fund_drawdown,
+        result.adl_amount,
+        result.socialized_amount,
+        result.unallocated_loss,
+    )
+    assert min(parts) >= 0 and sum(parts) == result.deficit_to_cover, (
+        f"fund {fund}: drawdown + adl + socialized + unallocated {parts} != deficit to cover"
+        f" {result.deficit_to_cover}"
+    )

@@ -1,9 +1,13 @@
 """Socialized loss: what the fund is still short after ADL, charged to accounts in profit.
 
-What is still short is allocated over the trader accounts in profit, pro rata to
-min(unrealized profit, equity), with exact largest-remainder rounding
-(csrc/allocation.h); the parts sum to the loss to the unit, each at most its weight, and a
-loss beyond all profit is reported as unallocated, never invented.
+The rule (the same promise as ADL's, engine.waterfall.adl): a payer is left safe and pays
+at most its unrealized profit. Each trader account (never a house or fund account) weighs
+min(unrealized profit, safe cap): its net unrealized PnL over all its positions at the mark,
+and its safe capacity, equity - maintenance - 1 unit (it keeps its positions, so equity
+after > maintenance after). What is still short is allocated pro rata to those weights
+with exact largest-remainder rounding (csrc/allocation.h, ties by account id): the parts
+sum to the loss to the unit and each is at most its weight. A loss beyond all the weights
+is left to the caller to report as unallocated (engine.waterfall.run), never invented.
 """
 
 from __future__ import annotations
@@ -18,25 +22,29 @@ from engine.waterfall.fund import fund_shortfall
 from engine.waterfall.profile import Profile, reserved_mask
 
 
-def socialize_loss(book: Book, profile: Profile, floor: int, result: WaterfallResult) -> None:
+def socialize_loss(book: Book, profile: Profile, floor: int, result: WaterfallResult) -> int:
+    """Charge the fund's shortfall below `floor` to accounts in profit; returns (and adds
+    to result.socialized_amount) what was placed."""
     fund = profile.fund_account_id
     need = fund_shortfall(book, profile, floor)
     if need == 0:
-        return
+        return 0
     margins = book.position_margins()
     owner = book.position_owner()
     upnl = np.zeros(book.n_accounts, dtype=np.int64)
     np.add.at(upnl, owner, margins["unrealized_pnl"])
-    equity = book.sweep(with_initial_margin=False).equity
+    risk = book.sweep(with_initial_margin=False)
+    cap = risk.equity - risk.maintenance_margin - 1
     weight = np.where(
-        (upnl > 0) & (equity > 0) & ~reserved_mask(book.account_id, profile),
-        np.minimum(upnl, equity),
+        (upnl > 0) & (cap > 0) & ~reserved_mask(book.account_id, profile),
+        np.minimum(upnl, cap),
         0,
     )
     rows = np.nonzero(weight)[0]
     account_ids = np.ascontiguousarray(book.account_id[rows])
     parts, allocated = _native.allocate_largest_remainder(weight[rows], account_ids, need)
     assert allocated == sum(parts.tolist()) <= need
+    assert (parts <= weight[rows]).all(), "a socialized-loss part above its payer's weight"
     event_id = book.new_event_id()
     paying = parts > 0
     book.post_many(account_ids[paying], fund, parts[paying], Reason.SOCIALIZED_LOSS, event_id)
@@ -53,6 +61,4 @@ def socialize_loss(book: Book, profile: Profile, floor: int, result: WaterfallRe
         }
     )
     result.socialized_amount += allocated
-    result.unallocated_loss = need - allocated
-    if result.unallocated_loss:
-        result.log.append("unallocated_loss", event_id, fund, -1, 0, 0, result.unallocated_loss)
+    return allocated

@@ -8,7 +8,9 @@ highest (at 10^-8) whose cuts cover S, or the lowest at which the cuts fit the f
 position; with enough, the payments are trimmed to exactly S in proportion to P(x)
 (largest remainder), which only lowers every leverage further. An account whose leverage
 a cut would raise (its equity is mostly unrealized profit: N x max step of P > v x E) is
-never cut; what is still short moves on to the next instrument, then to socialized loss.
+never cut. Every payment is capped by the account's safe capacity (equity - maintenance -
+1 unit, or its equity when the cut leaves it flat) and a cut that would pay nothing is not
+made; what is still short moves on to the next instrument, then to socialized loss.
 """
 
 from __future__ import annotations
@@ -196,15 +198,24 @@ def select_water_filling(state: AdlBook, inst: int, fund_qty: int, need: int) ->
     assert lots <= fund_lots
     chosen = pick[: len(xs)]
     x_arr = np.asarray(xs, dtype=np.int64)
+    # Each pays the profit of its cut, at most its safe cap.
     profit = np.asarray(
         [
-            closed_profit(qty[j], cost[j], x, lot_value) if x else 0
+            min(
+                closed_profit(qty[j], cost[j], x, lot_value),
+                state.safe_cap(
+                    int(rows[j]), x == abs(qty[j]) and int(state.open_positions[rows[j]]) == 1
+                ),
+            )
+            if x
+            else 0
             for j, x in zip(chosen.tolist(), xs, strict=True)
         ],
         dtype=np.int64,
     )
+    money = sum(profit.tolist())
     if money > need:
         tie = np.ascontiguousarray(book.account_id[rows[chosen]])
         profit, _ = _native.allocate_largest_remainder(profit, tie, need)
-    keep = (x_arr > 0) | (profit > 0)
+    keep = profit > 0  # a cut that pays nothing (cap 0) is not made
     return slots[chosen[keep]], x_arr[keep], profit[keep]
