@@ -132,9 +132,10 @@ def test_takeover_moves_the_remaining_equity() -> None:
 def test_bankrupt_paid_by_fund_then_adl_covers_exactly() -> None:
     # at 88000 the long is at 10000 - 12000 = -2000 USDT: no fee (nothing left), the fund pays
     # the 2000 deficit and falls to 1000 - 2000 = -1000 USDT, below its floor 0.
-    # ADL: the short has 12000 USDT profit on 1000 lots, 12 USDT a lot; ceil(1000 / 12) = 84
-    # lots (83 * 12 = 996 < 1000 <= 1008) are closed against the fund, and exactly 1000 USDT
-    # of their 1008 USDT profit is paid over: overshoot 0.
+    # ADL at the bankruptcy price: the long's tranche is its 1000 lots carrying 2000 USDT,
+    # 2 USDT a lot (bankruptcy price 88000 + 2000 = 90000). The short closes the fewest lots
+    # worth 1000 USDT: 1000 / 2 = 500 lots (their profit 500 x 12 = 6000 USDT is more), and
+    # pays exactly 1000 USDT: overshoot 0. (At the mark it was ceil(1000 / 12) = 84 lots.)
     profile = _profile()
     book = _two_sided_book(profile)
     book.set_mark("BTCUSDT", 88_000_00)
@@ -143,11 +144,14 @@ def test_bankrupt_paid_by_fund_then_adl_covers_exactly() -> None:
     assert result.adl_shortfall == 1_000 * USDT == result.adl_amount
     assert result.adl_overshoot == 0 and result.socialized_amount == 0
     adl = [e for e in result.events if e.kind == "adl"]
-    assert [(e.account_id, e.qty, e.amount) for e in adl] == [(2, -84, 1_000 * USDT)]
-    assert book.position(2, "BTCUSDT")[0] == -916
-    assert book.position(FUND, "BTCUSDT")[0] == 916
+    assert [(e.account_id, e.qty, e.amount) for e in adl] == [(2, -500, 1_000 * USDT)]
+    assert book.position(2, "BTCUSDT")[0] == -500
+    assert book.position(FUND, "BTCUSDT")[0] == 500
     assert result.fund_equity_after == 0
-    assert book.balance[book.row_of(2)] == (50_000 + 1_008 - 1_000) * USDT
+    # 2 realizes 500 x 12 = 6000 USDT on the lots it closes and pays 1000 of it.
+    assert book.balance[book.row_of(2)] == (50_000 + 6_000 - 1_000) * USDT
+    # deficit 2000 = the fund's 1000 above its floor + ADL 1000.
+    assert (result.deficit_to_cover, result.fund_drawdown) == (2_000 * USDT, 1_000 * USDT)
     assert audit(book, closed=True).ok
 
 
@@ -180,8 +184,12 @@ def test_loss_beyond_all_profit_is_reported_not_invented() -> None:
     # 1 buys 1 BTC from 5 at 100000; 5 buys 0.9 BTC back from 6 at 40000 (5 realizes its
     # profit on those), so 5 is short 0.1 BTC at 100000 and 6 short 0.9 BTC at 40000.
     # At 50000: 1 is at 10000 - 50000 = -40000 USDT; the fund (1000) pays it all and is short
-    # 39000. The only profit left on the short side is 5's: 100 lots * 50 USDT = 5000 USDT,
-    # which ADL takes whole; 6 is losing; so 39000 - 5000 = 34000 USDT stays unallocated.
+    # 39000. The only profit left on the short side is 5's: 100 lots * 50 USDT = 5000 USDT.
+    # ADL at the bankruptcy price: 1's tranche is 1000 lots carrying 40000 USDT, 40 a lot
+    # (bankruptcy price 60000); 5's 100 lots are worth 100 x 40 = 4000 < their profit 5000,
+    # and it ends flat (cap: its equity): it pays 4000. 6 is losing; 5 is flat after, with
+    # no profit left to socialize: 39000 - 4000 = 35000 USDT stays unallocated.
+    # (At the mark ADL took 5's whole 5000 profit and left 34000.)
     profile = _profile(liquidation={"fee_rate": "0"})
     book = Book(_table())
     book.deposit(1, 10_000 * USDT)
@@ -197,10 +205,12 @@ def test_loss_beyond_all_profit_is_reported_not_invented() -> None:
     result = run_waterfall(book, profile)
     assert result.insurance_paid == 40_000 * USDT  # the deficit, not one unit more
     assert result.adl_shortfall == 39_000 * USDT
-    assert result.adl_amount == 5_000 * USDT and result.adl_overshoot == 0
+    assert result.adl_amount == 4_000 * USDT and result.adl_overshoot == 0
     assert result.socialized_amount == 0
-    assert result.unallocated_loss == 34_000 * USDT
-    assert result.fund_equity_after == -34_000 * USDT
+    assert result.unallocated_loss == 35_000 * USDT
+    assert result.fund_equity_after == -35_000 * USDT
+    unallocated = [e for e in result.events if e.kind == "unallocated_loss"]
+    assert [(e.account_id, e.amount) for e in unallocated] == [(FUND, 35_000 * USDT)]
     assert audit(book, closed=True).ok
 
 
@@ -291,11 +301,15 @@ def _adl_actions(book: Book, profile: Profile) -> list[tuple[int, int, int]]:
 
 
 def test_adl_policies_worked_example() -> None:
-    # pnl_leverage: every short is at +10%, so the most levered goes first: 13 gives all its
-    # 500 lots (5000 USDT), then 12 the 1250 USDT still short: ceil(1250 / 10) = 125 lots.
+    # pnl_leverage, at the bankruptcy price: 1's tranche is its 2500 lots carrying its 15000
+    # USDT deficit, 6 USDT a lot (bankruptcy price 96000). Every short is at +10%, so the
+    # most levered goes first: 13's 500 lots are worth 500 x 6 = 3000 (< their profit 5000,
+    # < its equity 7000: it ends flat) and it pays 3000; 12 covers the 3250 still short with
+    # ceil(3250 / 6) = 542 lots (541 x 6 = 3246 < 3250; their profit 5420), paying 3250.
+    # (At the mark: 13 paid 5000 for 500 lots, then 12 1250 for 125.)
     assert _adl_actions(_adl_policy_book(p := _profile()), p) == [
-        (13, -500, 5_000),
-        (12, -125, 1_250),
+        (13, -500, 3_000),
+        (12, -542, 3_250),
     ]
     # pro_rata: 6250 over profits 10000, 10000, 5000 (of 25000): 2500, 2500, 1250 USDT,
     # paid by 250, 250 and 125 lots at 10 USDT a lot.
@@ -380,7 +394,12 @@ def test_pro_rata_shares_the_funds_lots_when_they_run_short() -> None:
     # only 100 lots. Profits: 21 100 * 10 = 1000, 22 1000 * 2 = 2000 USDT -> shares 300 and
     # 600 USDT, which need 300 / 10 = 30 and 600 / 2 = 300 lots: 330 > 100. The 100 lots go
     # 100 * 30 / 330 = 9.09 -> 9 and 100 * 300 / 330 = 90.9 -> 90, the unit left to the
-    # larger remainder (22): 9 and 91 lots, and the shares are paid in full.
+    # larger remainder (22): 9 and 91 lots. Each pays at most the profit of the lots it
+    # closes: 21 min(300, 9 x 10) = 90 USDT, 22 min(600, 91 x 2) = 182 USDT (before, the
+    # shares were paid in full, more than those lots' profit).
+    # The 900 - 272 = 628 USDT left is socialized over the profit left: 21 91 x 10 = 910,
+    # 22 909 x 2 = 1818 USDT (23 is losing): 628 x 10^8 x 910 / 2728 = 20948680351.91 and
+    # x 1818 / 2728 = 41851319648.09 units; the unit left goes to 21 (larger remainder).
     profile = _profile(liquidation={"fee_rate": "0"}, adl={"policy": "pro_rata"})
     book = Book(_table())
     for account, usdt in ((1, 100), (21, 10_000), (22, 10_000), (23, 100_000)):
@@ -393,11 +412,13 @@ def test_pro_rata_shares_the_funds_lots_when_they_run_short() -> None:
     book.set_mark("BTCUSDT", 90_000_00)
     result = run_waterfall(book, profile)
     adl = [(e.account_id, e.qty, e.amount) for e in result.events if e.kind == "adl"]
-    assert adl == [(21, -9, 300 * USDT), (22, -91, 600 * USDT)]
+    assert adl == [(21, -9, 90 * USDT), (22, -91, 182 * USDT)]
+    social = {e.account_id: e.amount for e in result.events if e.kind == "socialized_loss"}
+    assert social == {21: 20_948_680_352, 22: 41_851_319_648}
     assert book.positions_of(FUND) == [] and result.fund_equity_after == 0
-    # 21 realized 9 * 10 = 90 USDT on its 9 lots and paid 300: 10000 + 90 - 300.
-    assert book.balance[book.row_of(21)] == 9_790 * USDT
-    assert book.account_margin(21)[0] == (11_000 - 300) * USDT
+    # 21 realized 9 * 10 = 90 USDT on its 9 lots and paid 90, then its socialized part.
+    assert book.balance[book.row_of(21)] == 10_000 * USDT - 20_948_680_352
+    assert book.account_margin(21)[0] == 11_000 * USDT - 90 * USDT - 20_948_680_352
     assert audit(book, closed=True).ok
 
 
@@ -620,7 +641,8 @@ def test_queue_equals_the_sequential_reference(
     policy: str,
 ) -> None:
     # The queue reads equity and positions once per ADL run and keeps them current; the
-    # reference re-reads them from the book before every candidate.
+    # reference re-reads them from the book before every candidate, builds the tranches
+    # from the takeover events in plain Python and finds each payer's lots by a scan.
     profile = _profile(adl={"policy": policy}, socialized_loss={"enabled": False})
     without_adl = _profile(adl={"enabled": False}, socialized_loss={"enabled": False})
     engine_book = _random_book(deposits, trades, fund_usdt, profile)
@@ -628,11 +650,12 @@ def test_queue_equals_the_sequential_reference(
     _move(engine_book, [100_000_00, 100_000_00], move)
     _move(reference_book, [100_000_00, 100_000_00], move)
     result = run_waterfall(engine_book, profile)
-    run_waterfall(reference_book, without_adl)
-    expected = ref.adl_queue_sequential(reference_book, profile, 0)
+    prior = run_waterfall(reference_book, without_adl)
+    expected = ref.adl_queue_sequential(reference_book, profile, 0, prior)
     got = [
         (e.account_id, e.symbol, e.qty, e.price, e.amount) for e in result.events if e.kind == "adl"
     ]
+    record_event(f"adl actions: {min(len(expected), 3)}")
     assert got == expected
     assert _state(engine_book)[:3] == _state(reference_book)[:3]
 

@@ -80,18 +80,99 @@ def lots_to_cover(qty: int, cost: int, cap_lots: int, lot_value: int, need: int)
     return lo
 
 
+def tranches(book: Any, events: list[Any], fund_positions: list[tuple[int, int, int]]) -> dict:
+    """Per instrument the fund holds, its tranches [(lots, value)] in liquidation order: each
+    insurance payout split over the defaulter's positions taken over in the same event by
+    notional at the mark (largest remainder, ties by instrument), on the fund's side and cut
+    at the fund's size from the end."""
+    symbols = [i.symbol for i in book.instruments.instruments]
+    payout = {e.event_id: e.amount for e in events if e.kind == "insurance_payout"}
+    taken: dict[int, list[tuple[int, int]]] = {}
+    for e in events:
+        if e.kind == "liquidation" and e.event_id in payout:
+            taken.setdefault(e.event_id, []).append((symbols.index(e.symbol), e.qty))
+    rows = []  # (event, instrument, qty, share) in event order
+    for event_id, positions in taken.items():
+        total = payout[event_id]
+        weight = [abs(q) * int(book.mark_lot_value[i]) for i, q in positions]
+        w_sum = sum(weight)
+        share = [total * w // w_sum for w in weight]
+        left = total - sum(share)
+        ranked = sorted(
+            range(len(positions)), key=lambda j: (-(total * weight[j] % w_sum), positions[j][0])
+        )
+        for j in ranked[:left]:
+            share[j] += 1
+        rows += [(i, q, a) for (i, q), a in zip(positions, share, strict=True)]
+    out = {}
+    for inst, fund_qty, _ in fund_positions:
+        room, line = abs(fund_qty), []
+        for i, q, a in rows:
+            if i == inst and q * fund_qty > 0 and a > 0 and room > 0:
+                kept = min(abs(q), room)
+                room -= kept
+                if a * kept // abs(q) > 0:
+                    line.append((kept, a * kept // abs(q)))
+        if line:
+            out[inst] = line
+    return out
+
+
+def tranche_value(line: list[tuple[int, int]], a: int, b: int) -> int:
+    """Value of tranche lots [a, b): per tranche floor(A y / L) of its first y lots."""
+
+    def c(x: int) -> int:
+        total = 0
+        for lots, value in line:
+            total += value * min(max(x, 0), lots) // lots
+            x -= lots
+        return total
+
+    return c(b) - c(a)
+
+
+def _pays(
+    line: list[tuple[int, int]],
+    at: int,
+    k: int,
+    qty: int,
+    cost: int,
+    lot_value: int,
+    equity: int,
+    maintenance: int,
+    only_position: bool,
+) -> int:
+    """What a payer pays for k tranche lots from `at`: min(their value, their profit, its
+    safe cap -- equity when it ends flat, equity - maintenance - 1 otherwise)."""
+    flat = only_position and k == abs(qty)
+    cap = max(0, equity if flat else equity - maintenance - 1)
+    value = tranche_value(line, at, at + k)
+    return min(value, closed_profit(qty, cost, k, lot_value), cap)
+
+
 def adl_queue_sequential(
-    book: Any, profile: Any, floor: int
+    book: Any, profile: Any, floor: int, prior: Any
 ) -> list[tuple[int, str, int, int, int]]:
     """The queue policies one candidate at a time through the book's public operations,
     re-reading every position and equity from the book (the first implementation of
-    engine.waterfall.adl, kept as its reference). Returns (account, symbol, lots, price, amount)."""
+    engine.waterfall.adl, kept as its reference), at the bankruptcy price of the tranches
+    of `prior` (the result whose takeovers left the fund short), fewest lots. Returns
+    (account, symbol, lots, effective price, amount)."""
     fund = profile.fund_account_id
     need = max(0, floor - book.account_margin(fund)[0])
-    actions = []
-    for inst, fund_qty, _ in book.positions_of(fund):
+    actions: list[tuple[int, str, int, int, int]] = []
+    fund_positions = book.positions_of(fund)
+    lines = tranches(book, prior.events, fund_positions)
+    risk = book.sweep(with_initial_margin=False)
+    maintenance_before = dict(
+        zip(book.account_id.tolist(), risk.maintenance_margin.tolist(), strict=True)
+    )
+    for inst, fund_qty, _ in fund_positions:
         if need == 0:
             break
+        if inst not in lines:
+            continue
+        line = lines[inst]
         side = -1 if fund_qty > 0 else 1
         margins = book.position_margins()
         owner = book.position_owner()
@@ -115,25 +196,30 @@ def adl_queue_sequential(
         symbol = book.instruments.instruments[inst].symbol
         price = int(book.mark[inst])
         lot_value = int(book.mark_lot_value[inst])
-        fund_lots = abs(fund_qty)
+        tick_value = int(book.instruments.tick_value[inst])
+        total_lots, at = sum(lots for lots, _ in line), 0
         for j in queue:
-            if need == 0 or fund_lots == 0:
+            if need == 0 or at == total_lots:
                 break
             account = int(ids[slots[j]])
             qty, cost = book.position(account, symbol)
-            cap = min(abs(qty), fund_lots)
+            most = min(abs(qty), total_lots - at)
             account_equity = book.account_margin(account)[0]
-            have = min(closed_profit(qty, cost, cap, lot_value), account_equity)
-            if cap == 0 or account_equity <= 0 or have <= 0:
+            only = len(book.positions_of(account)) == 1
+
+            payer = (qty, cost, lot_value, account_equity, maintenance_before[account], only)
+            amount = min(need, _pays(line, at, most, *payer))
+            if amount <= 0:
                 continue
-            lots = cap if have <= need else lots_to_cover(qty, cost, cap, lot_value, need)
-            amount = min(need, closed_profit(qty, cost, lots, lot_value), account_equity)
+            lots = next(k for k in range(1, most + 1) if _pays(line, at, k, *payer) >= amount)
             side_lots = lots if qty > 0 else -lots
             event_id = book.new_event_id()
             book.apply_fill(account, symbol, -side_lots, price, event_id=event_id)
             book.apply_fill(fund, symbol, side_lots, price, event_id=event_id)
             book.transfer(account, fund, amount, Reason.ADL, event_id)
-            actions.append((account, symbol, side_lots, price, amount))
+            premium = amount // (lots * tick_value)
+            paid_price = price - premium if qty > 0 else price + premium
+            actions.append((account, symbol, side_lots, paid_price, amount))
             need -= amount
-            fund_lots -= lots
+            at += lots
     return actions
