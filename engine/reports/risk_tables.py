@@ -46,8 +46,8 @@ def exact_strings(units: np.ndarray, decimals: int | np.ndarray) -> pa.Array:
         return _fixed_text(units, int(decimals))
     decimals = np.asarray(decimals)
     distinct = np.unique(decimals)
-    if len(distinct) == 1:
-        return _fixed_text(units, int(distinct[0]))
+    if len(distinct) <= 1:  # one number of places, or no rows
+        return _fixed_text(units, int(distinct[0]) if len(distinct) else 0)
     # Format each group of equal places at once, then put the rows back in their order.
     order = np.argsort(decimals.astype(np.int8), kind="stable")  # int8: a radix sort
     ordered = decimals[order]

@@ -95,15 +95,20 @@ def test_events_one_row_per_action(liquidated: tuple[Path, str]) -> None:
     assert rows == [
         ("liquidation", 1, "BTCUSDT", "2.500", "90000.00", "0.00000000"),
         ("insurance_payout", 1, None, None, None, "15000.00000000"),
-        ("adl", 13, "BTCUSDT", "-0.500", "90000.00", "5000.00000000"),
-        ("adl", 12, "BTCUSDT", "-0.125", "90000.00", "1250.00000000"),
+        ("adl", 13, "BTCUSDT", "-0.500", "96000.00", "3000.00000000"),
+        ("adl", 12, "BTCUSDT", "-0.542", "95996.30", "3250.00000000"),
     ]
-    # notional = |qty| x price: 2.5 x 90000 = 225000, 0.125 x 90000 = 11250
+    # ADL at the bankruptcy price: 1's 2500 lots carry its 15000 USDT deficit, 6 USDT a
+    # lot (0.001 BTC), i.e. 96000. 13's 500 lots pay 3000; 12 covers the 3250 left with
+    # ceil(3250 / 6) = 542 lots; the event price is the effective one, toward the mark:
+    # 90000 + floor(3250 / 0.542 / 0.01) ticks = 90000 + 5996.30.
+    # notional = |qty| x price: 2.5 x 90000 = 225000, 0.5 x 96000 = 48000,
+    # 0.542 x 95996.30 = 52029.9946
     assert [e["notional_exact"] for e in events] == [
         "225000.00000000",
         None,
-        "45000.00000000",
-        "11250.00000000",
+        "48000.00000000",
+        "52029.99460000",
     ]
     assert [e["amount"] for e in events][1] == 15000.0
     assert [e["seq"] for e in events] == [0, 1, 2, 3]
@@ -117,7 +122,7 @@ def test_insurance_before_and_after(liquidated: tuple[Path, str]) -> None:
     (row,) = pq.read_table(out / "insurance.parquet").to_pylist()
     assert row["fund_account_id"] == FUND and row["accounts_liquidated"] == 1
     assert row["fund_balance_before_exact"] == row["fund_equity_before_exact"] == "8750.00000000"
-    # 8750 - 15000 + 5000 + 1250 = 0; the fund's 1875 lots are at the mark: equity 0 too
+    # 8750 - 15000 + 3000 + 3250 = 0; the fund's 1458 lots are at the mark: equity 0 too
     assert row["fund_balance_after_exact"] == row["fund_equity_after_exact"] == "0.00000000"
     assert row["insurance_paid_exact"] == "15000.00000000"
     assert row["adl_shortfall_exact"] == row["adl_amount_exact"] == "6250.00000000"
@@ -131,12 +136,12 @@ def test_book_after_the_waterfall(liquidated: tuple[Path, str]) -> None:
         (p["account_id"], p["qty_exact"]): p["adl_quantile"]
         for p in pq.read_table(out / "positions.parquet").to_pylist()
     }
-    # 12 now: short 0.875 with 5000 + 1250 - 1250 + 8750 = 13750 equity on 78750 notional
-    # (5.7x), 11: 3x -> 12 first in line: 5 lights; 11 rank 1 of 2: 5 - 5 // 2 = 3.
-    assert positions == {(11, "-1.000"): 3, (12, "-0.875"): 5, (FUND, "1.875"): 0}
+    # 12 now: short 0.458 with 5000 + 5420 realized - 3250 + 4580 = 11750 equity on 41220
+    # notional (3.5x), 11: 3x -> 12 first in line: 5 lights; 11 rank 1 of 2: 5 - 5 // 2 = 3.
+    assert positions == {(11, "-1.000"): 3, (12, "-0.458"): 5, (FUND, "1.458"): 0}
     accounts = {a["account_id"]: a for a in pq.read_table(out / "accounts.parquet").to_pylist()}
     assert accounts[1]["balance_exact"] == "0.00000000" and accounts[1]["adl_quantile"] == 0
-    assert accounts[13]["balance_exact"] == "2000.00000000"  # 2000 + 5000 realized - 5000
+    assert accounts[13]["balance_exact"] == "4000.00000000"  # 2000 + 5000 realized - 3000
     assert accounts[12]["adl_quantile"] == 5
     ledger = pq.read_table(out / "ledger.parquet")
     amounts = dict(zip(ledger["reason"].to_pylist(), ledger["amount"].to_pylist(), strict=True))
@@ -145,7 +150,7 @@ def test_book_after_the_waterfall(liquidated: tuple[Path, str]) -> None:
     debit = np.asarray(ledger["debit"]) == 13
     credit = np.asarray(ledger["credit"]) == 13
     amount = np.asarray(ledger["amount"])
-    assert int(amount[credit].sum() - amount[debit].sum()) == 2_000 * USDT
+    assert int(amount[credit].sum() - amount[debit].sum()) == 4_000 * USDT
 
 
 def test_summary_on_stderr(liquidated: tuple[Path, str]) -> None:
@@ -170,7 +175,8 @@ def test_other_profile_file(tmp_path: Path) -> None:
 
 
 def test_no_fund_means_socialized_loss(tmp_path: Path) -> None:
-    # without a fund the shortfall is 15000; ADL covers it from the 25000 of profit
+    # without a fund the shortfall is 15000; ADL covers it at the bankruptcy price: all
+    # 2500 lots at 6 USDT (13 500 lots, 12 and 11 1000 each), every short closed whole
     assert run(_args(tmp_path)) == 0
     (row,) = pq.read_table(tmp_path / "out" / "insurance.parquet").to_pylist()
     assert row["adl_shortfall_exact"] == row["adl_amount_exact"] == "15000.00000000"
@@ -209,13 +215,13 @@ def test_bad_profile_and_reserved_accounts(tmp_path: Path) -> None:
 
 
 def test_the_fund_is_not_a_customer(liquidated: tuple[Path, str]) -> None:
-    # After the tick the fund holds 1.875 BTC at equity 0 <= its maintenance margin
-    # (1875 lots x 90 USDT x 0.005 = 843.75 USDT): it is itself at `liquidate`. It is
+    # After the tick the fund holds 1.458 BTC at equity 0 <= its maintenance margin
+    # (1458 lots x 90 USDT x 0.005 = 656.10 USDT): it is itself at `liquidate`. It is
     # reported apart; the customers are the 4 input accounts, none left in breach.
     out, stderr = liquidated
     (row,) = pq.read_table(out / "insurance.parquet").to_pylist()
     assert row["fund_status"] == "liquidate" and row["fund_positions"] == 1
-    assert row["fund_maintenance_margin_exact"] == "843.75000000"
+    assert row["fund_maintenance_margin_exact"] == "656.10000000"
     assert row["customers"] == 4 and row["customers_liquidate"] == row["customers_bankrupt"] == 0
     assert sum(row[f"customers_{name}"] for name in STATUS_NAMES) == 4
     for table in ("accounts", "positions"):

@@ -197,13 +197,14 @@ def test_same_seed_same_run_other_seed_other_run() -> None:
 
 
 def test_the_unwind_is_priced_on_the_lots_it_closes(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A fund of 1 USDT and a 30% fall: ADL and socialized loss run in the first rounds and
-    # leave payers in breach, who are taken over at the same marks. The unwind must be
-    # priced on the fund's holdings after those takeovers: per round and instrument the
-    # lots priced equal the lots unwound, and each market's impact memory Q grows by
-    # exactly the unwound lots x the lot value at the mark (what the fund sold).
+    # A fund of 1 USDT and a 20% fall: ADL runs in the first rounds and the fund keeps the
+    # lots it did not need (at 30% ADL at the bankruptcy price takes all of them and nothing
+    # is unwound). The unwind must be priced on the fund's holdings after every takeover
+    # at those marks: per round and instrument the lots priced equal the lots unwound, and
+    # each market's impact memory Q grows by exactly the unwound lots x the lot value at
+    # the mark (what the fund sold).
     base = replace(crash_scenario(400), insurance_fund=Decimal(1))
-    scenario = base.shocked({m.symbol: Fraction(-3, 10) for m in base.markets})
+    scenario = base.shocked({m.symbol: Fraction(-2, 10) for m in base.markets})
     book = book_for(scenario)
     plans: list[tuple[dict[int, int], dict[int, int], dict[int, Decimal]]] = []
 
