@@ -51,11 +51,18 @@ def _table(mmr: str = "0.005", eth_mmr: str | None = None) -> InstrumentTable:
     )
 
 
-def _shipped_with(name: str, policy: str | None = None, fee_rate: str | None = None) -> Profile:
-    """A shipped profile, with its ADL policy (and liquidation fee rate) replaced."""
+def _shipped_with(
+    name: str,
+    policy: str | None = None,
+    fee_rate: str | None = None,
+    quantity: str | None = None,
+) -> Profile:
+    """A shipped profile, with its ADL policy (liquidation fee rate, ADL quantity) replaced."""
     doc = tomllib.loads((PROFILES_DIR / f"{name}.toml").read_text())
     if policy is not None:
         doc["adl"] = {"enabled": True, "policy": policy}
+    if quantity is not None:
+        doc["adl"]["quantity"] = quantity
     if fee_rate is not None:
         doc["liquidation"]["fee_rate"] = fee_rate
     return Profile.from_dict(doc)
@@ -211,7 +218,13 @@ def test_loss_beyond_all_profit_is_reported_not_invented() -> None:
     assert result.fund_equity_after == -35_000 * USDT
     unallocated = [e for e in result.events if e.kind == "unallocated_loss"]
     assert [(e.account_id, e.amount) for e in unallocated] == [(FUND, 35_000 * USDT)]
+    # deficit 40000 = the fund's 1000 + ADL 4000 + unallocated 35000
+    assert (result.deficit_to_cover, result.fund_drawdown) == (40_000 * USDT, 1_000 * USDT)
     assert audit(book, closed=True).ok
+    # The next tick, nothing new: the deficit carried in is still the fund's, unallocated.
+    again = run_waterfall(book, profile)
+    assert again.deficit_to_cover == again.unallocated_loss == 35_000 * USDT
+    assert again.fund_drawdown == again.adl_amount == again.socialized_amount == 0
 
 
 def test_debt_mode_keeps_the_deficit() -> None:
@@ -599,7 +612,10 @@ def test_batch_path_equals_one_account_at_a_time(
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-@pytest.mark.parametrize("variant", [*PROFILE_VARIANTS, ("binance-like", None, "0.001")])
+@pytest.mark.parametrize(
+    "variant",
+    [*PROFILE_VARIANTS, ("binance-like", None, "0.001"), ("binance-like", None, None, "whole")],
+)
 def test_batch_path_equals_one_account_at_a_time_on_synthetic_books(
     seed: int, variant: tuple[str, str | None]
 ) -> None:
