@@ -1,7 +1,8 @@
 """The insurance fund's flows in one waterfall, and the identity they reconcile to.
 
 For one waterfall (money units; E_before / E_after the fund's equity at the mark before and
-after it, F its floor, income = liquidation fees + takeover surplus paid to the fund):
+after it, F its floor, income = liquidation fees + takeover surplus paid to the fund + ADL
+overshoot, the profit whole-position ADL takes beyond the shortfall, which the fund keeps):
 
 - deficit_to_cover: what the waterfall cost the fund before anyone covered it: the payouts
   for bankrupt accounts plus the unwind's loss against the mark. From the fund's equity:
@@ -62,7 +63,7 @@ def fund_flows(result: WaterfallResult, floor: int) -> FundFlows:
         f"unallocated loss {result.unallocated_loss} is not the fund's shortfall"
         f" {max(0, floor - after)} (equity {after}, floor {floor})"
     )
-    income = result.liquidation_fees + result.takeover_surplus
+    income = result.liquidation_fees + result.takeover_surplus + result.adl_overshoot
     covered = result.adl_amount + result.socialized_amount
     flows = FundFlows(
         deficit_to_cover=before + income + covered - after,
