@@ -67,6 +67,9 @@ RESULT_MONEY = (
     "adl_overshoot",
     "socialized_amount",
     "unallocated_loss",
+    "unwind_loss",
+    "deficit_to_cover",
+    "fund_drawdown",
 )
 
 

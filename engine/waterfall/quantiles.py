@@ -1,7 +1,9 @@
 """ADL quantile: each position's 1-5 "lights".
 
 adl_quantiles() gives each position its quintile within (instrument, side) among the
-positions ADL could take now (in profit, account equity > 0, not a house account), ranked
+positions ADL could take now (in profit, not a house account, and able to pay while staying
+safe: an account's only position with equity > 0, or equity > maintenance margin + 1 unit
+when it holds others, the waterfall's payer-safety rule), ranked
 by the profile's policy (queue score; profit for pro_rata; account leverage for
 risk_water_filling), 5 = first in line. 0 = ADL would not take from it.
 """
@@ -23,9 +25,8 @@ def adl_quantiles(book: Book, profile: Profile) -> np.ndarray:
     state = AdlBook(book, profile)
     rows = state.owner
     qty = book.pos_qty
-    eligible = np.flatnonzero(
-        (qty != 0) & (state.upnl > 0) & (state.equity[rows] > 0) & state.trader[rows]
-    )
+    can_pay = np.where(state.open_positions == 1, state.equity > 0, state.safe_caps() > 0)
+    eligible = np.flatnonzero((qty != 0) & (state.upnl > 0) & can_pay[rows] & state.trader[rows])
     lights = np.zeros(len(qty), dtype=np.int8)
     if len(eligible) == 0:
         return lights

@@ -128,6 +128,10 @@ def test_insurance_before_and_after(liquidated: tuple[Path, str]) -> None:
     assert row["adl_shortfall_exact"] == row["adl_amount_exact"] == "6250.00000000"
     assert row["insurance_paid"] == 15000.0 and row["adl_amount"] == 6250.0
     assert row["adl_overshoot_exact"] == row["socialized_amount_exact"] == "0.00000000"
+    # deficit to cover 15000 (the payout) = fund drawdown 8750 + ADL 6250 + 0 + unallocated 0
+    assert row["deficit_to_cover_exact"] == "15000.00000000"
+    assert row["fund_drawdown_exact"] == "8750.00000000"
+    assert row["unallocated_loss_exact"] == row["unwind_loss_exact"] == "0.00000000"
 
 
 def test_book_after_the_waterfall(liquidated: tuple[Path, str]) -> None:
