@@ -8,10 +8,9 @@ open interest too when the input book nets to zero per instrument). Written to t
 folder:
 
 - events.parquet: one row per action (liquidation of a position, liquidation fee,
-  takeover, insurance payout, ADL, socialized loss, unallocated loss) in the order taken:
-  kind, event id, account, symbol (null for money-only actions), qty (lots at the lot's
-  places, signed as the trader's position), price (the execution price), amount (the money
-  the action moved) and notional (|qty| x price), each decimal as float64 and exact text.
+  takeover, insurance payout, ADL, socialized loss, unallocated loss) in the order taken
+  (engine.reports.event_tables: kind, ids, symbol, qty and price in their units beside
+  qty_lots and price_ticks, amount and notional in money).
 - ledger.parquet: every posting of the book (engine.io.ledger_export), opening
   balances included.
 - accounts.parquet, positions.parquet: the risk report after the waterfall
@@ -23,30 +22,36 @@ folder:
   waterfall's totals (fees, takeover surplus, payouts, ADL shortfall / taken / overshoot,
   socialized, unallocated, debt kept), the fund's own state after the tick (status,
   maintenance margin, open positions) and the customers after the tick, by status.
+
+Decimal columns follow engine.reports.decimals (decimal128: money at the money scale, prices
+and sizes in their units); every table carries the run's metadata (engine.reports.run_info)
+in its schema.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
-from engine.book.limits import VALUE_MAX
 from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
 from engine.io.ledger_export import ledger_to_arrow
 from engine.io.tables import write_tables
 from engine.reports.customers import FundState, StatusTally, fund_state, status_tally
-from engine.reports.risk_tables import decimal_columns, risk_tables
+from engine.reports.decimals import money_array
+from engine.reports.event_tables import events_table
+from engine.reports.risk_tables import risk_tables
+from engine.reports.run_info import builtin_digest, input_digest, run_info, with_run_info
 from engine.waterfall.conservation import audit
-from engine.waterfall.events import EVENT_KINDS, NO_INSTRUMENT, WaterfallResult
+from engine.waterfall.events import WaterfallResult
 from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import Profile, ProfileError, reserved_mask
 from engine.waterfall.quantiles import account_adl_quantiles, adl_quantiles
@@ -94,10 +99,22 @@ def liquidation_tick(
     *,
     fund_amount: int,
     warning_rate: int,
+    command: Sequence[str] | None = None,
 ) -> LiquidationTick:
     """Read the files, run one tick of the waterfall with the fund opened at `fund_amount`
-    money units, audit it and write the tables under `out` (see the module docstring)."""
+    money units, audit it and write the tables under `out` (see the module docstring).
+    `command`: what ran it, for the metadata (default: this process's command line)."""
     started = time.perf_counter()
+    info = run_info(
+        profile=profile.name,
+        inputs={
+            "instruments": builtin_digest("instruments (as loaded)", instruments.to_dict()),
+            "accounts": input_digest(accounts_path),
+            "positions": input_digest(positions_path),
+            "marks": input_digest(marks_path),
+        },
+        command=command,
+    )
     try:
         floor = profile.fund_floor_units(instruments.money_decimals)
     except ProfileError as exc:
@@ -128,16 +145,14 @@ def liquidation_tick(
     fund = fund_state(book, status, profile)
     assert fund is not None, "the fund was opened"
     reported = time.perf_counter()
-    paths = write_tables(
-        out,
-        {
-            "events": events_table(book, result),
-            "ledger": ledger_to_arrow(book.ledger),
-            "accounts": account_table,
-            "positions": position_table,
-            "insurance": insurance_table(book, profile, result, floor, fund, customers),
-        },
-    )
+    tables = {
+        "events": events_table(book.instruments, result),
+        "ledger": ledger_to_arrow(book.ledger),
+        "accounts": account_table,
+        "positions": position_table,
+        "insurance": insurance_table(book, profile, result, floor, fund, customers),
+    }
+    paths = write_tables(out, {name: with_run_info(t, info) for name, t in tables.items()})
     written = time.perf_counter()
     seconds = (loaded - started, liquidated - loaded, reported - liquidated, written - reported)
     return LiquidationTick(book, result, closed, paths, seconds, customers, fund)
@@ -164,57 +179,6 @@ def adl_risk_tables(book: Book, profile: Profile) -> tuple[pa.Table, pa.Table]:
     return account_table, position_table
 
 
-def _grid(instruments: InstrumentTable, tick: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per instrument: units of 10**-places in one tick (or lot), and the places."""
-    places = [i.price_decimals if tick else i.qty_decimals for i in instruments.instruments]
-    steps = [
-        int((i.tick_size if tick else i.lot_size).scaleb(d))
-        for i, d in zip(instruments.instruments, places, strict=True)
-    ]
-    return np.asarray(steps, dtype=np.int64), np.asarray(places, dtype=np.int64)
-
-
-def _on_grid(
-    name: str, steps: np.ndarray, per_step: np.ndarray, places: np.ndarray, valid: np.ndarray
-) -> dict[str, pa.Array]:
-    """Decimal columns of integer steps (ticks or lots) at their grid's places; null where
-    not valid or where the value does not fit int64 at those places."""
-    fits = np.abs(steps).astype(np.float64) * per_step < float(VALUE_MAX)
-    units = np.where(fits & valid, steps, 0) * per_step
-    return decimal_columns(name, units, places, valid & fits)
-
-
-def events_table(book: Book, result: WaterfallResult) -> pa.Table:
-    """One row per waterfall action, in order (see the module docstring)."""
-    cols = result.log.columns()
-    instruments = book.instruments
-    money = instruments.money_decimals
-    inst = cols["instrument"]
-    has_inst = inst != NO_INSTRUMENT
-    safe_inst = np.where(has_inst, inst, 0)
-    qty, price = cols["qty"], cols["price"]
-    tick_step, tick_places = _grid(instruments, tick=True)
-    lot_step, lot_places = _grid(instruments, tick=False)
-    tick_value = instruments.tick_value[safe_inst]
-    notional_f = np.abs(qty).astype(np.float64) * price * tick_value
-    notional_fits = has_inst & (notional_f < float(VALUE_MAX))
-    notional = np.where(notional_fits, np.abs(qty) * price * tick_value, 0)
-    symbols = pa.array([i.symbol for i in instruments.instruments], type=pa.string())
-    symbol = pc.take(symbols, pa.array(safe_inst, mask=~has_inst, type=pa.int64()))
-    columns: dict[str, pa.Array] = {
-        "seq": pa.array(np.arange(len(inst), dtype=np.int64)),
-        "kind": pc.take(pa.array(EVENT_KINDS), pa.array(cols["kind"])),
-        "event_id": pa.array(cols["event_id"]),
-        "account_id": pa.array(cols["account_id"]),
-        "symbol": symbol,
-    }
-    columns |= _on_grid("qty", qty, lot_step[safe_inst], lot_places[safe_inst], has_inst)
-    columns |= _on_grid("price", price, tick_step[safe_inst], tick_places[safe_inst], has_inst)
-    columns |= decimal_columns("amount", cols["amount"], money)
-    columns |= decimal_columns("notional", notional, money, notional_fits)
-    return pa.table(columns)
-
-
 def insurance_table(
     book: Book,
     profile: Profile,
@@ -228,12 +192,12 @@ def insurance_table(
         "fund_account_id": pa.array([profile.fund_account_id], type=pa.int64()),
         "accounts_liquidated": pa.array([result.accounts_liquidated], type=pa.int64()),
     }
-    columns |= decimal_columns("floor", np.array([floor], dtype=np.int64), money)
+    columns["floor"] = money_array(np.array([floor], dtype=np.int64), money)
     for name in RESULT_MONEY:
-        columns |= decimal_columns(name, np.array([getattr(result, name)], dtype=np.int64), money)
+        columns[name] = money_array(np.array([getattr(result, name)], dtype=np.int64), money)
     columns["fund_status"] = pa.array([fund.status], type=pa.string())
-    columns |= decimal_columns(
-        "fund_maintenance_margin", np.array([fund.maintenance_margin], dtype=np.int64), money
+    columns["fund_maintenance_margin"] = money_array(
+        np.array([fund.maintenance_margin], dtype=np.int64), money
     )
     columns["fund_positions"] = pa.array([fund.positions], type=pa.int64())
     columns["customers"] = pa.array([customers.customers], type=pa.int64())

@@ -7,6 +7,7 @@ from 2^62 up, so a book from files holds none of them."""
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from engine.io.book_inputs import book_from_inputs, read_book_inputs
 from engine.io.tables import write_tables
 from engine.reports.customers import StatusTally, status_tally
 from engine.reports.risk_tables import risk_tables
+from engine.reports.run_info import input_digest, run_info, with_run_info
 from engine.waterfall.profile import Profile
 
 
@@ -36,9 +38,21 @@ def write_risk_report(
     out: Path,
     *,
     warning_rate: int,
+    command: Sequence[str] | None = None,
 ) -> RiskReport:
-    """Read the files, build the book at the marks, write its risk tables under `out`."""
+    """Read the files, build the book at the marks, write its risk tables under `out`, each
+    with the run's metadata (engine.reports.run_info; `command` defaults to sys.argv)."""
     started = time.perf_counter()
+    info = run_info(
+        profile=None,
+        inputs={
+            "instruments": input_digest(instruments_path),
+            "accounts": input_digest(accounts_path),
+            "positions": input_digest(positions_path),
+            "marks": input_digest(marks_path),
+        },
+        command=command,
+    )
     instruments = InstrumentTable.load(instruments_path)
     inputs = read_book_inputs(instruments, accounts_path, positions_path, marks_path)
     book = book_from_inputs(
@@ -47,7 +61,8 @@ def write_risk_report(
     loaded = time.perf_counter()
     account_table, position_table = risk_tables(book)
     computed = time.perf_counter()
-    paths = write_tables(out, {"accounts": account_table, "positions": position_table})
+    tables = {"accounts": account_table, "positions": position_table}
+    paths = write_tables(out, {name: with_run_info(t, info) for name, t in tables.items()})
     written = time.perf_counter()
     seconds = (loaded - started, computed - loaded, written - computed)
     status = book.sweep(with_initial_margin=False).status

@@ -6,28 +6,13 @@ duckdb), built from the raw int64 units without a float or a per-row loop.
 
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 import pyarrow as pa
 
 from engine.book.book import STATUS_NAMES, Book
 from engine.book.ledger import Reason
+from engine.reports.decimals import money_array
 from engine.settlement.results import SettlementResult
-
-MONEY_PRECISION = 19  # decimal digits: every int64 fits
-
-
-def money_array(units: np.ndarray, decimals: int) -> pa.Array:
-    """Raw int64 money units as a decimal128 column without a float or a per-row loop."""
-    assert sys.byteorder == "little", "decimal128 words are written little-endian"
-    units = np.ascontiguousarray(units, dtype=np.int64)
-    words = np.empty((len(units), 2), dtype=np.int64)
-    words[:, 0] = units
-    words[:, 1] = units >> 63  # the high word sign-extends the low one
-    return pa.Array.from_buffers(
-        pa.decimal128(MONEY_PRECISION, decimals), len(units), [None, pa.py_buffer(words)]
-    )
 
 
 def statements_table(book: Book, result: SettlementResult) -> pa.Table:
