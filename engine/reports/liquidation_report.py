@@ -105,16 +105,6 @@ def liquidation_tick(
     money units, audit it and write the tables under `out` (see the module docstring).
     `command`: what ran it, for the metadata (default: this process's command line)."""
     started = time.perf_counter()
-    info = run_info(
-        profile=profile.name,
-        inputs={
-            "instruments": builtin_digest("instruments (as loaded)", instruments.to_dict()),
-            "accounts": input_digest(accounts_path),
-            "positions": input_digest(positions_path),
-            "marks": input_digest(marks_path),
-        },
-        command=command,
-    )
     try:
         floor = profile.fund_floor_units(instruments.money_decimals)
     except ProfileError as exc:
@@ -129,6 +119,17 @@ def liquidation_tick(
             f"{accounts.path}: row {row + 1}: account id {accounts.account_id[row]} is the"
             " house's (ids from 2^62 up, and the profile's fund and unwind accounts)",
         )
+    # Hashed once read: a missing or unreadable file is refused by the reader first.
+    info = run_info(
+        profile=profile.name,
+        inputs={
+            "instruments": builtin_digest("instruments (as loaded)", instruments.to_dict()),
+            "accounts": input_digest(accounts_path),
+            "positions": input_digest(positions_path),
+            "marks": input_digest(marks_path),
+        },
+        command=command,
+    )
     book = book_from_inputs(instruments, accounts, positions, marks, warning_rate=warning_rate)
     closed = nets_to_zero(instruments, positions)
     open_fund(book, profile, fund_amount)

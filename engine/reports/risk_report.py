@@ -43,6 +43,9 @@ def write_risk_report(
     """Read the files, build the book at the marks, write its risk tables under `out`, each
     with the run's metadata (engine.reports.run_info; `command` defaults to sys.argv)."""
     started = time.perf_counter()
+    instruments = InstrumentTable.load(instruments_path)
+    inputs = read_book_inputs(instruments, accounts_path, positions_path, marks_path)
+    # Hashed once read: a missing or unreadable file is refused by the reader first.
     info = run_info(
         profile=None,
         inputs={
@@ -53,8 +56,6 @@ def write_risk_report(
         },
         command=command,
     )
-    instruments = InstrumentTable.load(instruments_path)
-    inputs = read_book_inputs(instruments, accounts_path, positions_path, marks_path)
     book = book_from_inputs(
         instruments, inputs.accounts, inputs.positions, inputs.marks, warning_rate=warning_rate
     )

@@ -5,25 +5,31 @@ test, every file under one folder, the summary on screen. `clearing stress` and
 The book is the scenario's: a synthetic crash book of `book.accounts` accounts (depth and
 fund scaled to it; `accounts` overrides the size) or a snapshot (`prepare`).
 
-Forward (the cascade over the scenario's price paths, step by step) writes `events.parquet`
-(every waterfall event), `steps.parquet` (per step: liquidations, fund, ADL),
-`prices.parquet` (path and mark per step and market), the final book as
-`snapshot-final.arrow` and the charts (engine.reports.stress_charts). Reverse (the smallest
-move, uniform or along a direction, that exhausts the fund) writes `reverse_stress.parquet`
-and `reverse_stress.png`. Both write `summary.json` (engine.reports.stress_tables).
+Forward (the cascade over the scenario's price paths, step by step; `run_forward`, also the
+Python API's) writes `events.parquet` (every waterfall event), `steps.parquet` (per step:
+liquidations, fund, ADL), `prices.parquet` (path and mark per step and market),
+`accounts.parquet` (per account: opening and closing equity, loss;
+engine.reports.stress_accounts), the final book as `snapshot-final.arrow` and the charts
+(engine.reports.stress_charts). Reverse (the smallest move, uniform or along a direction,
+that exhausts the fund) writes `reverse_stress.parquet` and `reverse_stress.png`. Both write
+`summary.json` (engine.reports.stress_tables) with the run's metadata under `run` and its
+UTC start and end; every Parquet file carries the same metadata in its schema
+(engine.reports.run_info).
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -32,11 +38,13 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
-from engine.reports import stress_charts, stress_tables
+from engine.reports import stress_accounts, stress_charts, stress_tables
 from engine.reports.customers import customer_mask, fund_state, status_tally
+from engine.reports.run_info import input_digest, run_info, with_run_info
+from engine.reports.stress_accounts import Opening
 from engine.stress.reverse import StressPoint, reverse_stress
 from engine.stress.scenario_model import Scenario
-from engine.stress.simulation_result import StepRecord
+from engine.stress.simulation_result import SimulationResult, StepRecord
 from engine.stress.simulator import simulate
 from engine.stress.synthetic import crash_book
 
@@ -92,6 +100,57 @@ def prepare(
     return sized, factory
 
 
+# ----- the forward run, in memory ----------------------------------------------------------
+@dataclass(frozen=True)
+class ForwardRun:
+    """A forward run's book (after it), what happened, and the customers before it."""
+
+    scenario: Scenario
+    book: Book
+    result: SimulationResult
+    opening: Opening
+    n_accounts: int  # customers before the run
+    n_positions: int
+
+    def accounts_table(self) -> pa.Table:
+        return stress_accounts.accounts_table(
+            self.opening, self.book, self.result, self.scenario.profile
+        )
+
+    def tables(self) -> dict[str, pa.Table]:
+        """The forward run's Parquet tables by file stem."""
+        return {
+            "events": self.result.events_table(),
+            "steps": self.result.steps_table(),
+            "prices": self.result.prices_table(),
+            "accounts": self.accounts_table(),
+        }
+
+
+def run_forward(
+    scenario: Scenario, book: Book, on_step: Callable[[Book, StepRecord], None] | None = None
+) -> ForwardRun:
+    """The scenario's cascade on `book` (mutated in place), step by step."""
+    # Customers only: house accounts (the fund, the unwind account) are counted apart.
+    customers = customer_mask(book, scenario.profile)
+    n_accounts = int(customers.sum())
+    n_positions = int(np.count_nonzero(book.pos_qty[customers[book.position_owner()]]))
+    opening = Opening.of(book)
+    result = simulate(book, scenario, on_step=on_step)
+    return ForwardRun(scenario, book, result, opening, n_accounts, n_positions)
+
+
+def stress_run_info(
+    scenario: Scenario, command: Sequence[str] | None, started: datetime | None = None
+) -> dict[str, Any]:
+    """The run's metadata (engine.reports.run_info): the scenario document's hash, and the
+    snapshot's when the book is one."""
+    inputs = {"scenario": {"source": scenario.source, "sha256": scenario.sha256}}
+    if scenario.book.snapshot is not None:
+        inputs["snapshot"] = input_digest(scenario.book.snapshot)
+    return run_info(profile=scenario.profile.name, inputs=inputs, command=command, started=started)
+
+
 # ----- running ---------------------------------------------------------------------------
 def execute(
     scenario: Scenario,
@@ -102,21 +161,30 @@ def execute(
     reverse: ReverseOptions | None = None,
     forward: bool = True,
     console: Console | None = None,
+    command: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Run forward and / or reverse, write everything under `out`, print the summary.
-    Returns the summary (also written as summary.json)."""
+    Returns the summary (also written as summary.json). `command`: what ran it, for the
+    metadata (default: this process's command line)."""
     console = console or Console()
     progress_console = Console(stderr=True)
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     sized, factory = prepare(scenario, accounts, seed)
-    summary: dict[str, Any] = {"scenario": sized.name, "out": str(out)}
+    info = stress_run_info(sized, command)
+    summary: dict[str, Any] = {
+        "scenario": sized.name,
+        "out": str(out),
+        "run": info,
+        "start_utc": _utc_text(sized.at(0)),
+        "end_utc": _utc_text(sized.at(sized.duration_s if forward else 0)),
+    }
     written: list[Path] = []
     if forward:
-        summary["forward"] = _forward(sized, factory, out, written, progress_console, console)
+        summary["forward"] = _forward(sized, factory, out, written, progress_console, console, info)
     if reverse is not None:
         summary["reverse"] = _reverse(
-            sized, factory, reverse, out, written, progress_console, console
+            sized, factory, reverse, out, written, progress_console, console, info
         )
     summary["run_time_s"] = round(time.perf_counter() - started, 2)
     path = out / "summary.json"
@@ -127,6 +195,10 @@ def execute(
     for item in written:
         console.print(f"  {item.name}")
     return summary
+
+
+def _utc_text(when: datetime) -> str:
+    return when.isoformat().replace("+00:00", "Z")
 
 
 def _progress(console: Console) -> Progress:
@@ -148,22 +220,20 @@ def _forward(
     written: list[Path],
     progress_console: Console,
     console: Console,
+    info: dict[str, Any],
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     book = factory()
     built_s = time.perf_counter() - t0
-    # Customers only: house accounts (the fund, the unwind account) are counted apart.
-    customers = customer_mask(book, scenario.profile)
-    n_accounts = int(customers.sum())
-    n_positions = int(np.count_nonzero(book.pos_qty[customers[book.position_owner()]]))
     symbols = [m.symbol for m in scenario.markets]
     levels = stress_charts.liquidation_levels(book, symbols, symbols[0])
     decimals = book.instruments.money_decimals
     times = scenario.times()
     liquidated = [0, 0]
     with _progress(progress_console) as progress:
+        customers = int(customer_mask(book, scenario.profile).sum())
         task = progress.add_task(
-            f"{scenario.name} on {n_accounts:,} accounts", total=len(times), status=""
+            f"{scenario.name} on {customers:,} accounts", total=len(times), status=""
         )
 
         def on_step(_: Book, record: StepRecord) -> None:
@@ -175,16 +245,13 @@ def _forward(
             progress.update(task, advance=1, status=status)
 
         t1 = time.perf_counter()
-        result = simulate(book, scenario, on_step=on_step)
+        run = run_forward(scenario, book, on_step=on_step)
         sim_s = time.perf_counter() - t1
+    result, n_accounts, n_positions = run.result, run.n_accounts, run.n_positions
     t2 = time.perf_counter()
-    for name, table in (
-        ("events", result.events_table()),
-        ("steps", result.steps_table()),
-        ("prices", result.prices_table()),
-    ):
+    for name, table in run.tables().items():
         path = out / f"{name}.parquet"
-        pq.write_table(table, path)
+        pq.write_table(with_run_info(table, info), path)
         written.append(path)
     written.append(
         write_snapshot(
@@ -225,6 +292,7 @@ def _reverse(
     written: list[Path],
     progress_console: Console,
     console: Console,
+    info: dict[str, Any],
 ) -> dict[str, Any]:
     with _progress(progress_console) as progress:
         task = progress.add_task("reverse stress (bisection)", total=None, status="")
@@ -244,7 +312,7 @@ def _reverse(
         )
     decimals = (scenario.instruments or factory().instruments).money_decimals
     path = out / "reverse_stress.parquet"
-    pq.write_table(stress_tables.points_table(result), path)
+    pq.write_table(with_run_info(stress_tables.points_table(result, decimals), info), path)
     written.append(path)
     written.append(stress_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals))
     summary = stress_tables.reverse_summary(result, decimals)

@@ -4,7 +4,8 @@
   liquidated, notional long and short, the worst step, the insurance fund's start, low and
   end, fees, ADL, socialized loss;
 - `reverse_summary` / `reverse_table` / `points_table`: the reverse stress test's move, its
-  bracket and every evaluation (`points_table` is reverse_stress.parquet, raw integers).
+  bracket and every evaluation (`points_table` is reverse_stress.parquet: the move as an
+  exact decimal128, money decimal128 at the money scale).
   Each evaluation shows the fund's stocks (equity at the start, its low, at the end) apart
   from its flows over the run, which reconcile to the unit (engine.stress.fund_flows):
   deficit to cover = fund drawdown + ADL + socialized + unallocated.
@@ -26,6 +27,7 @@ from rich.table import Table
 
 from engine.book.fixed import format_units
 from engine.reports.customers import FundState, StatusTally
+from engine.reports.decimals import money_array
 from engine.stress.reverse import ReverseStressResult, StressPoint
 from engine.stress.simulation_result import SimulationResult
 
@@ -149,20 +151,25 @@ def _point_summary(point: StressPoint, decimals: int) -> dict[str, Any]:
     }
 
 
-def points_table(result: ReverseStressResult) -> pa.Table:
-    """Every evaluation of the reverse stress test, by move (money in raw units)."""
+def points_table(result: ReverseStressResult, decimals: int) -> pa.Table:
+    """Every evaluation of the reverse stress test, by move (money as decimal128)."""
     points = result.points
+    moves = [Decimal(fraction_text(p.move)) for p in points]
+    # A bisection's moves are dyadic: exact at the largest number of places among them.
+    places = max((max(0, -int(m.as_tuple().exponent)) for m in moves), default=0)
+    move_type = pa.decimal128(38, min(places, 30))
     return pa.table(
         {
-            "move": pa.array([fraction_text(p.move) for p in points], pa.string()),
-            "move_float": pa.array([float(p.move) for p in points], pa.float64()),
-            "fund_exhausted": pa.array([p.fund_exhausted for p in points]),
+            "move": pa.array(moves, move_type),
+            "fund_exhausted": pa.array([p.fund_exhausted for p in points], pa.bool_()),
             **{
-                key: pa.array([getattr(p, f) for p in points], pa.int64())
+                key: money_array(np.array([getattr(p, f) for p in points], np.int64), decimals)
                 for key, _, f in STOCKS + FLOWS
             },
             "accounts_liquidated": pa.array([p.accounts_liquidated for p in points], pa.int64()),
-            "liquidated_notional": pa.array([p.liquidated_notional for p in points], pa.int64()),
+            "liquidated_notional": money_array(
+                np.array([p.liquidated_notional for p in points], np.int64), decimals
+            ),
             "rounds": pa.array([p.rounds for p in points], pa.int64()),
         }
     )

@@ -5,6 +5,8 @@ written as a document in the same format; with it the module runs past 400 lines
 A scenario document:
 
     name = "my-crash"
+    start = 2025-10-10T12:00:00Z  # t = 0 in UTC (a TOML datetime or an ISO 8601 string with
+                                # its offset); default 1970-01-01T00:00:00Z, the Unix epoch
     duration_s = 86400          # the path runs from t = 0 to duration_s
     step_s = 60                 # one cascade step per step_s (the charts' "per minute")
     profile = "binance-like"    # a shipped profile name, a profile file, or an inline table
@@ -41,8 +43,11 @@ small book sees the same cascade as the full one.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import tomllib
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -51,7 +56,14 @@ from typing import Any
 from engine.book.fixed import FixedPointError, parse_decimal, parse_fraction
 from engine.book.instruments import InstrumentError, InstrumentTable
 from engine.book.limits import INT64_MAX
-from engine.stress.scenario_model import BookSpec, ImpactModel, MarketPath, Scenario, ScenarioError
+from engine.stress.scenario_model import (
+    DEFAULT_START,
+    BookSpec,
+    ImpactModel,
+    MarketPath,
+    Scenario,
+    ScenarioError,
+)
 from engine.waterfall.profile import DEFAULT_PROFILE, Profile, ProfileError
 
 STEPS_MAX = 1_000_000
@@ -62,7 +74,12 @@ DURATION_MAX_S = 366 * 86_400
 def load_scenario(source: str | Path) -> Scenario:
     """A built-in scenario by name, or a .toml / .json file."""
     if isinstance(source, str) and source in BUILTIN:
-        return scenario_from_dict(BUILTIN[source], None)
+        canonical = json.dumps(BUILTIN[source], sort_keys=True).encode()
+        return replace(
+            scenario_from_dict(BUILTIN[source], None),
+            source=f"built-in {source}",
+            sha256=hashlib.sha256(canonical).hexdigest(),
+        )
     path = Path(source)
     try:
         text = path.read_text()
@@ -75,7 +92,8 @@ def load_scenario(source: str | Path) -> Scenario:
         doc = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ScenarioError(f"{path}: not valid {path.suffix[1:] or 'json'}: {exc}") from None
-    return scenario_from_dict(doc, path.parent, default_name=path.stem)
+    scenario = scenario_from_dict(doc, path.parent, default_name=path.stem)
+    return replace(scenario, source=str(path), sha256=hashlib.sha256(text.encode()).hexdigest())
 
 
 def scenario_from_dict(doc: Any, base: Path | None, default_name: str = "custom") -> Scenario:
@@ -122,6 +140,7 @@ def scenario_from_dict(doc: Any, base: Path | None, default_name: str = "custom"
                 )
     return Scenario(
         name=name,
+        start=_start(doc.get("start")),
         description=description,
         duration_s=duration,
         step_s=step,
@@ -131,6 +150,24 @@ def scenario_from_dict(doc: Any, base: Path | None, default_name: str = "custom"
         markets=markets,
         book=book,
     )
+
+
+def _start(value: Any) -> datetime:
+    """The scenario's t = 0 as a UTC instant; an instant without an offset is refused."""
+    if value is None:
+        return DEFAULT_START
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ScenarioError(
+                f"start: expected an ISO 8601 time such as 2025-10-10T12:00:00Z, got {value!r}"
+            ) from None
+    if not isinstance(value, datetime):
+        raise ScenarioError("start: expected a date-time with its UTC offset")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ScenarioError(f"start: {value.isoformat()} has no UTC offset (add Z or +00:00)")
+    return value.astimezone(UTC)
 
 
 def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:
@@ -334,7 +371,7 @@ def _instruments(value: Any, base: Path | None) -> InstrumentTable | None:
 # reported for the day (BTC ~122k -> ~102k, ETH -22%, alts -60% to -99% at their lows); the alts are
 # synthetic names, not claims about any real coin. Depth and fund are sized for 1.6 million
 # accounts (the reported count of liquidated traders) and scale down with the book.
-_CRASH_T = (0, 28_800, 32_400, 33_600, 34_800, 43_200, 86_400)  # 12:00, 20:00, 21:00, ...
+_CRASH_T = (0, 28_800, 32_400, 33_600, 34_800, 43_200, 86_400)  # 12:00, 20:00, 21:00 UTC, ...
 
 _BTC_TIERS = [
     {"max_notional": "50000", "mmr": "0.004", "max_leverage": 125},
@@ -388,6 +425,7 @@ _ALTS = (
 BUILTIN: dict[str, dict[str, Any]] = {
     "2025-10-11": {
         "name": "2025-10-11",
+        "start": "2025-10-10T12:00:00Z",
         "description": (
             "The 2025-10-10/11 liquidation day: BTC ~122k -> ~102k, ETH -22%, alts -60% to"
             " -99% at their lows, over about 24 hours, with a partial recovery"

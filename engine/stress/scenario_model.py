@@ -1,7 +1,9 @@
 """A stress scenario as the simulator runs it: per-market price paths, the impact model,
 the rules, the insurance fund and the book it runs on.
 
-Paths are exact fractions (the simulator rounds them to ticks). `Scenario.scaled` resizes a
+Paths are exact fractions (the simulator rounds them to ticks); time is seconds from the
+scenario's `start`, a UTC instant (DEFAULT_START, the Unix epoch, when a scenario gives
+none), so every output row can carry its wall-clock time. `Scenario.scaled` resizes a
 scenario for a smaller book (depth and fund in proportion, so a small book sees the same
 cascade as the full one); `Scenario.shocked` is the reverse stress test's single step.
 Scenarios are read from TOML, JSON or a built-in name by engine.stress.scenario.
@@ -10,12 +12,17 @@ Scenarios are read from TOML, JSON or a built-in name by engine.stress.scenario.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
 from engine.book.instruments import InstrumentTable
 from engine.waterfall.profile import Profile
+
+# t = 0 of a scenario that names no start: a fixed, stated instant, so outputs stay
+# reproducible (set `start` in the scenario to place the run in time).
+DEFAULT_START = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class ScenarioError(ValueError):
@@ -88,9 +95,16 @@ class Scenario:
     instruments: InstrumentTable | None  # None: the snapshot's
     markets: tuple[MarketPath, ...]
     book: BookSpec
+    start: datetime = DEFAULT_START  # t = 0, timezone-aware UTC
+    source: str = ""  # what it was read from: a path, or "built-in NAME"
+    sha256: str = ""  # of the document read (a built-in's canonical JSON)
 
     def times(self) -> list[int]:
         return list(range(0, self.duration_s + 1, self.step_s))
+
+    def at(self, t_s: int) -> datetime:
+        """The UTC instant of `t_s` seconds into the scenario."""
+        return self.start + timedelta(seconds=t_s)
 
     def market(self, symbol: str) -> MarketPath:
         for market in self.markets:

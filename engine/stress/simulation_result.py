@@ -1,18 +1,26 @@
 """What a simulation run did: a record per step, every waterfall event, the totals, and the
 Arrow tables a stress run writes (steps, prices, events).
 
-Money is in units at the book's money_decimals, prices in ticks, all raw integers; events
-are kept as numpy chunks (EventLog) so millions of them never live as Python objects.
+In the records money is in units at the book's money_decimals and prices in ticks, raw
+integers; events are kept as numpy chunks (EventLog) so millions of them never live as
+Python objects. The tables follow engine.reports.decimals: money decimal128 at the money
+scale, prices and sizes decimal128 in their units (raw ticks and lots beside them, named
+`*_ticks`, `*_lots`), symbols as strings, and every row's UTC `time` (the scenario's start
+plus `t_s`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import pyarrow as pa
 
 from engine.book.book import Book
+from engine.book.instruments import InstrumentTable
+from engine.reports.decimals import grid_array, money_array, utc_times
+from engine.reports.event_tables import event_arrays
 from engine.waterfall import events as waterfall
 from engine.waterfall.events import EVENT_KINDS, WaterfallResult
 
@@ -114,6 +122,8 @@ class SimulationResult:
     floor: int
     steps: list[StepRecord]
     events: EventLog
+    instruments: InstrumentTable
+    start: datetime  # t = 0, UTC
 
     @property
     def fund_exhausted(self) -> bool:
@@ -149,71 +159,89 @@ class SimulationResult:
         }
 
     def steps_table(self) -> pa.Table:
-        names = [
-            "step",
-            "t_s",
-            "rounds",
-            "accounts_liquidated",
-            "liquidated_long",
-            "liquidated_short",
-            "unwind_notional",
-            "unwind_pnl",
-            "liquidation_fees",
-            "takeover_surplus",
-            "insurance_paid",
-            "adl_count",
-            "adl_amount",
-            "socialized",
-            "unallocated",
-            "deficit_to_cover",
-            "fund_drawdown",
-            "unallocated_added",
-            "fund_equity",
-            "fund_equity_low",
-            "fund_exhausted",
-        ]
-        columns = {n: pa.array([getattr(s, n) for s in self.steps]) for n in names}
+        """One row per step: its time, the cascade's counts and money (decimal128)."""
+        money = self.money_decimals
+        step = np.array([s.step for s in self.steps], dtype=np.int64)
+        t_s = np.array([s.t_s for s in self.steps], dtype=np.int64)
+        columns: dict[str, pa.Array] = {
+            "step": pa.array(step, pa.int64()),
+            "t_s": pa.array(t_s, pa.int64()),
+            "time": utc_times(self.start, t_s),
+        }
+        for name in STEP_COLUMNS:
+            values = [getattr(s, name) for s in self.steps]
+            if name in STEP_COUNTS:
+                columns[name] = pa.array(values, pa.int64())
+            elif name == "fund_exhausted":
+                columns[name] = pa.array(values, pa.bool_())
+            else:
+                columns[name] = money_array(np.array(values, dtype=np.int64), money)
         return pa.table(columns)
 
     def prices_table(self) -> pa.Table:
-        """One row per (step, market): path price and mark at the fixed point, in ticks."""
+        """One row per (step, market): path price and mark at the fixed point, in price
+        units (`exogenous`, `mark`) and in ticks (`exogenous_ticks`, `mark_ticks`)."""
         rows = [
             (s.step, s.t_s, sym, s.exogenous[sym], s.marks[sym])
             for s in self.steps
             for sym in s.marks
         ]
         step, t_s, symbol, exogenous, mark = zip(*rows, strict=True) if rows else ((),) * 5
+        index = self.instruments.index
+        inst = np.array([index[sym] for sym in symbol], dtype=np.int64)
+        exogenous_ticks = np.array(exogenous, dtype=np.int64)
+        mark_ticks = np.array(mark, dtype=np.int64)
+        t = np.array(t_s, dtype=np.int64)
         return pa.table(
             {
-                "step": pa.array(step, pa.int32()),
-                "t_s": pa.array(t_s, pa.int64()),
-                "symbol": pa.array(symbol, pa.string()).dictionary_encode(),
-                "exogenous": pa.array(exogenous, pa.int64()),
-                "mark": pa.array(mark, pa.int64()),
+                "step": pa.array(step, pa.int64()),
+                "t_s": pa.array(t, pa.int64()),
+                "time": utc_times(self.start, t),
+                "symbol": pa.array(symbol, pa.string()),
+                "exogenous": grid_array(exogenous_ticks, inst, self.instruments, tick=True),
+                "exogenous_ticks": pa.array(exogenous_ticks, pa.int64()),
+                "mark": grid_array(mark_ticks, inst, self.instruments, tick=True),
+                "mark_ticks": pa.array(mark_ticks, pa.int64()),
             }
         )
 
     def events_table(self) -> pa.Table:
-        """Every waterfall event with its step, time and cascade round (raw integers)."""
+        """Every waterfall event with its step, time and cascade round, decoded as in
+        engine.reports.event_tables."""
         log = self.events
-        kinds = pa.array(list(EVENT_KINDS), pa.string())
-        symbols = pa.array(list(self.symbols), pa.string())
-        instrument = log.column("instrument")
+        t_s = log.column("t_s")
+        columns = {name: log.column(name) for name in _COLUMNS}
         return pa.table(
             {
-                "step": pa.array(log.column("step"), pa.int32()),
-                "t_s": pa.array(log.column("t_s"), pa.int64()),
-                "round": pa.array(log.column("round"), pa.int32()),
-                "kind": pa.DictionaryArray.from_arrays(
-                    pa.array(log.column("kind"), pa.int8()), kinds
-                ),
-                "event_id": pa.array(log.column("event_id"), pa.int64()),
-                "account_id": pa.array(log.column("account_id"), pa.int64()),
-                "symbol": pa.DictionaryArray.from_arrays(
-                    pa.array(instrument, pa.int32(), mask=instrument < 0), symbols
-                ),
-                "qty": pa.array(log.column("qty"), pa.int64()),
-                "price": pa.array(log.column("price"), pa.int64()),
-                "amount": pa.array(log.column("amount"), pa.int64()),
+                "step": pa.array(log.column("step"), pa.int64()),
+                "t_s": pa.array(t_s, pa.int64()),
+                "time": utc_times(self.start, t_s),
+                "round": pa.array(log.column("round"), pa.int64()),
+                **event_arrays(columns, self.instruments),
             }
         )
+
+
+# StepRecord fields in steps.parquet after step, t_s, time; counts and a flag, else money.
+STEP_COLUMNS = (
+    "rounds",
+    "accounts_liquidated",
+    "liquidated_long",
+    "liquidated_short",
+    "unwind_notional",
+    "unwind_pnl",
+    "liquidation_fees",
+    "takeover_surplus",
+    "insurance_paid",
+    "adl_count",
+    "adl_amount",
+    "socialized",
+    "unallocated",
+    "deficit_to_cover",
+    "fund_drawdown",
+    "unallocated_added",
+    "fund_equity",
+    "fund_equity_low",
+    "fund_exhausted",
+)
+STEP_COUNTS = frozenset({"rounds", "accounts_liquidated", "adl_count"})

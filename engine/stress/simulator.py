@@ -83,6 +83,8 @@ def simulate(
         floor=floor,
         steps=[],
         events=EventLog(),
+        instruments=book.instruments,
+        start=scenario.start,
     )
     previous_t = 0
     for step, t_s in enumerate(scenario.times()):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -15,12 +16,12 @@ from engine.cli.main import main
 
 DATA = Path(engine.__file__).parent / "data"
 MONEY = ["balance", "equity", "maintenance_margin", "initial_margin"]
-ACCOUNT_COLUMNS = ["account_id"]
-for _name in MONEY:
-    ACCOUNT_COLUMNS += [_name, f"{_name}_exact"]
-ACCOUNT_COLUMNS += ["margin_ratio", "status"]
-POSITION_DECIMALS = [
+ACCOUNT_COLUMNS = ["account_id", *MONEY, "margin_ratio", "status"]
+POSITION_COLUMNS = [
+    "account_id",
+    "symbol",
     "qty",
+    "qty_lots",
     "entry_price",
     "mark_price",
     "notional",
@@ -29,11 +30,8 @@ POSITION_DECIMALS = [
     "initial_margin",
     "liquidation_price",
     "bankruptcy_price",
+    "leverage",
 ]
-POSITION_COLUMNS = ["account_id", "symbol"]
-for _name in POSITION_DECIMALS:
-    POSITION_COLUMNS += [_name, f"{_name}_exact"]
-POSITION_COLUMNS += ["leverage"]
 
 
 def risk_args(out: Path, **files: Path) -> list[str]:
@@ -63,8 +61,13 @@ def test_writes_both_files_with_the_documented_columns(report: Path) -> None:
     assert positions.columns == POSITION_COLUMNS
     assert accounts.height == 20
     assert positions.height == 23
-    assert accounts.schema["equity"] == pl.Float64
-    assert accounts.schema["equity_exact"] == pl.String
+    assert accounts.schema["equity"] == pl.Decimal(19, 8)
+    assert accounts.schema["status"] == pl.String
+    assert positions.schema["symbol"] == pl.String
+    # Prices at the largest tick scale among the instruments (0.00001), sizes at the lots'.
+    assert positions.schema["mark_price"] == pl.Decimal(19, 5)
+    assert positions.schema["qty"] == pl.Decimal(19, 3)
+    assert positions.schema["qty_lots"] == pl.Int64
     assert positions.schema["leverage"] == pl.Int32
 
 
@@ -82,24 +85,22 @@ def test_hand_computed_margin_call(report: Path) -> None:
     #   BP  : 1000 + (m - 60700) = 0                    = 59700.0
     accounts = pl.read_parquet(report / "accounts.parquet")
     row = accounts.filter(pl.col("account_id") == 1003).row(0, named=True)
-    assert row["balance_exact"] == "1000.00000000"
-    assert row["equity_exact"] == "300.00000000"
-    assert row["maintenance_margin_exact"] == "250.00000000"
-    assert row["initial_margin_exact"] == "3000.00000000"
-    assert row["equity"] == 300.0
+    assert str(row["balance"]) == "1000.00000000"
+    assert str(row["equity"]) == "300.00000000"
+    assert str(row["maintenance_margin"]) == "250.00000000"
+    assert str(row["initial_margin"]) == "3000.00000000"
     assert row["margin_ratio"] == pytest.approx(250 / 300)
     assert row["status"] == "margin_call"
     positions = pl.read_parquet(report / "positions.parquet")
     pos = positions.filter(pl.col("account_id") == 1003).row(0, named=True)
     assert pos["symbol"] == "BTCUSDT"
-    assert pos["qty_exact"] == "1.000"
-    assert pos["entry_price_exact"] == "60700.0"
-    assert pos["mark_price_exact"] == "60000.0"
-    assert pos["notional_exact"] == "60000.00000000"
-    assert pos["unrealized_pnl_exact"] == "-700.00000000"
-    assert pos["liquidation_price_exact"] == "59949.8"
-    assert pos["bankruptcy_price_exact"] == "59700.0"
-    assert pos["liquidation_price"] == 59949.8
+    assert str(pos["qty"]) == "1.000" and pos["qty_lots"] == 1000
+    assert pos["entry_price"] == Decimal("60700.0")
+    assert str(pos["mark_price"]) == "60000.00000"
+    assert str(pos["notional"]) == "60000.00000000"
+    assert str(pos["unrealized_pnl"]) == "-700.00000000"
+    assert str(pos["liquidation_price"]) == "59949.80000"
+    assert str(pos["bankruptcy_price"]) == "59700.00000"
     assert pos["leverage"] == 20
 
 
@@ -113,8 +114,8 @@ def test_duckdb_reads_the_report(report: Path) -> None:
     # Account 1005: short 2 BTC at 58500, balance 2000, mark 60000:
     #   E = 2000 - 2 x (60000 - 58500) = -1000 -> bankrupt
     assert duckdb.sql(
-        f"SELECT equity_exact, status FROM '{accounts}' WHERE account_id = 1005"
-    ).fetchall() == [("-1000.00000000", "bankrupt")]
+        f"SELECT equity, status FROM '{accounts}' WHERE account_id = 1005"
+    ).fetchall() == [(Decimal("-1000.00000000"), "bankrupt")]
     # Accounts without positions have no rows there; empty ones are still reported.
     assert duckdb.sql(
         f"SELECT count(*) FROM '{positions}' WHERE account_id IN (1006, 1007, 1020)"

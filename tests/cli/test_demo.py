@@ -24,6 +24,7 @@ FORWARD_FILES = {
     "events.parquet",
     "steps.parquet",
     "prices.parquet",
+    "accounts.parquet",
     "snapshot-final.arrow",
     "price_liquidations.png",
     "insurance_fund.png",
@@ -66,7 +67,7 @@ def test_demo_summary_agrees_with_its_events_and_snapshot(demo: Path) -> None:
     steps = pl.read_parquet(demo / "steps.parquet")
     assert steps["accounts_liquidated"].sum() == forward["liquidations"]
     fund_end = int(Decimal(forward["fund_end"]).scaleb(8))
-    assert steps["fund_equity"][-1] == fund_end
+    assert steps["fund_equity"][-1] == Decimal(forward["fund_end"])
     book, extra = read_snapshot(demo / "snapshot-final.arrow")
     assert extra["scenario"] == "2025-10-11"
     fund = Profile.shipped().fund_account_id
@@ -74,8 +75,10 @@ def test_demo_summary_agrees_with_its_events_and_snapshot(demo: Path) -> None:
     assert book.positions_of(fund) == []
     assert audit(book, closed=True).ok
     prices = pl.read_parquet(demo / "prices.parquet")
-    btc = prices.filter(pl.col("symbol") == "BTCUSDT")["exogenous"]
-    assert btc[0] == 1_220_000 and btc.min() == 1_019_920  # 122000 -> 101992 (-16.4%), 0.1 tick
+    btc = prices.filter(pl.col("symbol") == "BTCUSDT")
+    ticks = btc["exogenous_ticks"]
+    assert ticks[0] == 1_220_000 and ticks.min() == 1_019_920  # 122000 -> 101992 (-16.4%), 0.1 tick
+    assert btc["exogenous"].min() == Decimal("101992")
     reverse = summary["reverse"]
     assert reverse["move"] is not None and Decimal(reverse["move"]) > 0
     assert Decimal(reverse["move"]) - Decimal(reverse["safe_move"]) <= Decimal("0.01")
@@ -129,10 +132,10 @@ def test_stress_file_scenario_reverse_along_a_direction(tmp_path: Path) -> None:
     assert summary["direction"] == {"AAAUSDT": "-1", "BBBUSDT": "-2"}
     assert summary["move_max"] == "0.495"  # 99% of the way down on the market falling twice as fast
     points = pl.read_parquet(out / "reverse_stress.parquet")
-    assert points["move_float"].is_sorted()
+    assert points["move"].is_sorted()
     assert summary["move"] is not None
-    exhausted = points.filter(pl.col("fund_exhausted"))["move_float"].min()
-    assert float(summary["move"]) == exhausted
+    exhausted = points.filter(pl.col("fund_exhausted"))["move"].min()
+    assert Decimal(summary["move"]) == exhausted
     forward = tmp_path / "forward"
     assert stress_cli.run(_args(stress_cli, [str(scenario), "--out", str(forward)])) == 0
     assert {p.name for p in forward.iterdir()} >= FORWARD_FILES
@@ -184,7 +187,7 @@ moves = [[0, "0"], [600, "-0.2"]]
     out = tmp_path / "out"
     assert stress_cli.run(_args(stress_cli, [str(tmp_path / "s.toml"), "--out", str(out)])) == 0
     prices = pl.read_parquet(out / "prices.parquet")
-    assert prices["exogenous"].to_list() == [
+    assert prices["exogenous_ticks"].to_list() == [
         int(book.mark[0]),
         round(int(book.mark[0]) * Fraction(9, 10)),
         round(int(book.mark[0]) * Fraction(8, 10)),

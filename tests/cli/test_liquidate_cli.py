@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,11 @@ POSITIONS = (
 MARKS = "symbol,mark_price\nBTCUSDT,90000\n"
 FUND = 2**62
 USDT = 10**8
+
+
+def _text(value: Decimal | None) -> str | None:
+    """A decimal column's value as its exact text at the column's scale."""
+    return None if value is None else format(value, "f")
 
 
 def _inputs(tmp_path: Path, accounts: str = ACCOUNTS) -> dict[str, Path]:
@@ -86,9 +92,9 @@ def test_events_one_row_per_action(liquidated: tuple[Path, str]) -> None:
             e["kind"],
             e["account_id"],
             e["symbol"],
-            e["qty_exact"],
-            e["price_exact"],
-            e["amount_exact"],
+            _text(e["qty"]),
+            _text(e["price"]),
+            _text(e["amount"]),
         )
         for e in events
     ]
@@ -104,13 +110,17 @@ def test_events_one_row_per_action(liquidated: tuple[Path, str]) -> None:
     # 90000 + floor(3250 / 0.542 / 0.01) ticks = 90000 + 5996.30.
     # notional = |qty| x price: 2.5 x 90000 = 225000, 0.5 x 96000 = 48000,
     # 0.542 x 95996.30 = 52029.9946
-    assert [e["notional_exact"] for e in events] == [
+    assert [_text(e["notional"]) for e in events] == [
         "225000.00000000",
         None,
         "48000.00000000",
         "52029.99460000",
     ]
-    assert [e["amount"] for e in events][1] == 15000.0
+    assert [e["amount"] for e in events][1] == Decimal(15000)
+    # the raw grid units stay beside them: 2.5 BTC is 2500 lots of 0.001, 90000 is 9000000
+    # ticks of 0.01; money-only actions have none
+    assert [e["qty_lots"] for e in events] == [2500, None, -500, -542]
+    assert [e["price_ticks"] for e in events][:2] == [9_000_000, None]
     assert [e["seq"] for e in events] == [0, 1, 2, 3]
     # the liquidation and its payout share an event id; each ADL action has its own
     ids = [e["event_id"] for e in events]
@@ -121,31 +131,30 @@ def test_insurance_before_and_after(liquidated: tuple[Path, str]) -> None:
     out, _ = liquidated
     (row,) = pq.read_table(out / "insurance.parquet").to_pylist()
     assert row["fund_account_id"] == FUND and row["accounts_liquidated"] == 1
-    assert row["fund_balance_before_exact"] == row["fund_equity_before_exact"] == "8750.00000000"
+    assert _text(row["fund_balance_before"]) == _text(row["fund_equity_before"]) == "8750.00000000"
     # 8750 - 15000 + 3000 + 3250 = 0; the fund's 1458 lots are at the mark: equity 0 too
-    assert row["fund_balance_after_exact"] == row["fund_equity_after_exact"] == "0.00000000"
-    assert row["insurance_paid_exact"] == "15000.00000000"
-    assert row["adl_shortfall_exact"] == row["adl_amount_exact"] == "6250.00000000"
-    assert row["insurance_paid"] == 15000.0 and row["adl_amount"] == 6250.0
-    assert row["adl_overshoot_exact"] == row["socialized_amount_exact"] == "0.00000000"
+    assert _text(row["fund_balance_after"]) == _text(row["fund_equity_after"]) == "0.00000000"
+    assert _text(row["insurance_paid"]) == "15000.00000000"
+    assert _text(row["adl_shortfall"]) == _text(row["adl_amount"]) == "6250.00000000"
+    assert _text(row["adl_overshoot"]) == _text(row["socialized_amount"]) == "0.00000000"
     # deficit to cover 15000 (the payout) = fund drawdown 8750 + ADL 6250 + 0 + unallocated 0
-    assert row["deficit_to_cover_exact"] == "15000.00000000"
-    assert row["fund_drawdown_exact"] == "8750.00000000"
-    assert row["unallocated_loss_exact"] == row["unwind_loss_exact"] == "0.00000000"
+    assert _text(row["deficit_to_cover"]) == "15000.00000000"
+    assert _text(row["fund_drawdown"]) == "8750.00000000"
+    assert _text(row["unallocated_loss"]) == _text(row["unwind_loss"]) == "0.00000000"
 
 
 def test_book_after_the_waterfall(liquidated: tuple[Path, str]) -> None:
     out, _ = liquidated
     positions = {
-        (p["account_id"], p["qty_exact"]): p["adl_quantile"]
+        (p["account_id"], _text(p["qty"])): p["adl_quantile"]
         for p in pq.read_table(out / "positions.parquet").to_pylist()
     }
     # 12 now: short 0.458 with 5000 + 5420 realized - 3250 + 4580 = 11750 equity on 41220
     # notional (3.5x), 11: 3x -> 12 first in line: 5 lights; 11 rank 1 of 2: 5 - 5 // 2 = 3.
     assert positions == {(11, "-1.000"): 3, (12, "-0.458"): 5, (FUND, "1.458"): 0}
     accounts = {a["account_id"]: a for a in pq.read_table(out / "accounts.parquet").to_pylist()}
-    assert accounts[1]["balance_exact"] == "0.00000000" and accounts[1]["adl_quantile"] == 0
-    assert accounts[13]["balance_exact"] == "4000.00000000"  # 2000 + 5000 realized - 3000
+    assert _text(accounts[1]["balance"]) == "0.00000000" and accounts[1]["adl_quantile"] == 0
+    assert _text(accounts[13]["balance"]) == "4000.00000000"  # 2000 + 5000 realized - 3000
     assert accounts[12]["adl_quantile"] == 5
     ledger = pq.read_table(out / "ledger.parquet")
     amounts = dict(zip(ledger["reason"].to_pylist(), ledger["amount"].to_pylist(), strict=True))
@@ -174,7 +183,7 @@ def test_other_profile_file(tmp_path: Path) -> None:
     profile.write_text('[liquidation]\nfee_rate = "0.005"\n[adl]\npolicy = "pro_rata"\n')
     assert run(_args(tmp_path, "--insurance-fund=8750", f"--profile={profile}")) == 0
     events = pq.read_table(tmp_path / "out" / "events.parquet").to_pylist()
-    adl = [(e["account_id"], e["amount_exact"]) for e in events if e["kind"] == "adl"]
+    adl = [(e["account_id"], _text(e["amount"])) for e in events if e["kind"] == "adl"]
     assert adl == [(11, "2500.00000000"), (12, "2500.00000000"), (13, "1250.00000000")]
 
 
@@ -183,7 +192,7 @@ def test_no_fund_means_socialized_loss(tmp_path: Path) -> None:
     # 2500 lots at 6 USDT (13 500 lots, 12 and 11 1000 each), every short closed whole
     assert run(_args(tmp_path)) == 0
     (row,) = pq.read_table(tmp_path / "out" / "insurance.parquet").to_pylist()
-    assert row["adl_shortfall_exact"] == row["adl_amount_exact"] == "15000.00000000"
+    assert _text(row["adl_shortfall"]) == _text(row["adl_amount"]) == "15000.00000000"
 
 
 @pytest.mark.parametrize(
@@ -225,7 +234,7 @@ def test_the_fund_is_not_a_customer(liquidated: tuple[Path, str]) -> None:
     out, stderr = liquidated
     (row,) = pq.read_table(out / "insurance.parquet").to_pylist()
     assert row["fund_status"] == "liquidate" and row["fund_positions"] == 1
-    assert row["fund_maintenance_margin_exact"] == "656.10000000"
+    assert _text(row["fund_maintenance_margin"]) == "656.10000000"
     assert row["customers"] == 4 and row["customers_liquidate"] == row["customers_bankrupt"] == 0
     assert sum(row[f"customers_{name}"] for name in STATUS_NAMES) == 4
     for table in ("accounts", "positions"):

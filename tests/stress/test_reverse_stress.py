@@ -130,13 +130,13 @@ def test_every_row_reconciles_to_the_unit(cover: bool) -> None:
     for p in result.points:
         assert p.deficit_to_cover == p.fund_drawdown + p.adl_amount + p.socialized + p.unallocated
         assert p.fund_start == result.points[0].fund_start and p.fund_low <= p.fund_end
-    rows = stress_tables.points_table(result).to_pylist()
+    rows = stress_tables.points_table(result, decimals).to_pylist()
     assert len(rows) == len(result.points)
     for row in rows:
         covered = row["fund_drawdown"] + row["adl"] + row["socialized"] + row["unallocated"]
         assert covered == row["deficit_to_cover"], row["move"]
     summary = json.loads(json.dumps(stress_tables.reverse_summary(result, decimals)))
-    assert [p["move"] for p in summary["points"]] == [r["move"] for r in rows]
+    assert [Decimal(p["move"]) for p in summary["points"]] == [r["move"] for r in rows]
     for point in summary["points"]:
         flow = {k: Decimal(v) for k, v in point["flow"].items()}
         covered = flow["fund_drawdown"] + flow["adl"] + flow["socialized"] + flow["unallocated"]

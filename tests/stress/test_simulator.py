@@ -13,6 +13,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 
 from engine.book.book import STATUS_LIQUIDATE, Book
@@ -59,7 +60,8 @@ def test_worked_cascade_two_rounds_then_socialized() -> None:
         ("unwind", 2),
         ("socialized_loss", 2),
     ]
-    assert [e["price"] for e in events if e["kind"] == "unwind"] == [89_044_00, 86_372_68]
+    assert [e["price_ticks"] for e in events if e["kind"] == "unwind"] == [89_044_00, 86_372_68]
+    assert [str(e["price"]) for e in events if e["kind"] == "unwind"] == ["89044.00", "86372.68"]
     assert step.unwind_pnl == -(1356 * USDT + 1315_32 * 10**6)
     assert step.socialized == 583_32 * 10**6 and events[-1]["account_id"] == 3
     assert step.fund_exhausted and step.fund_equity == 0
@@ -130,9 +132,7 @@ def test_zero_impact_equals_the_plain_sweep_and_waterfall_step_by_step() -> None
     totals = result.totals()
     assert totals["accounts_liquidated"] > 50, "the crash must liquidate for this to mean much"
     assert not result.fund_exhausted and totals["unwind_pnl"] == 0
-    table = result.events_table().to_pydict()
-    names = ("kind", "event_id", "account_id", "symbol", "qty", "price", "amount")
-    mine = list(zip(*(table[n] for n in names), strict=True))
+    mine = _raw_rows(result.events_table())
     assert mine == plain_events
 
 
@@ -151,9 +151,7 @@ def test_zero_impact_shock_with_adl_starts_as_the_plain_waterfall() -> None:
     expected = _event_rows(run_waterfall(plain, profile).events)
     assert any(row[0] == "adl" for row in expected)
     result = simulate(simulated, scenario)
-    table = result.events_table().to_pydict()
-    names = ("kind", "event_id", "account_id", "symbol", "qty", "price", "amount")
-    rows = list(zip(*(table[n] for n in names), strict=True))
+    rows = _raw_rows(result.events_table())
     last_id = max(row[1] for row in expected)
     assert [row for row in rows if row[1] <= last_id] == expected
     step = result.steps[0]
@@ -229,7 +227,7 @@ def test_the_unwind_is_priced_on_the_lots_it_closes(monkeypatch: pytest.MonkeyPa
         events["step"],
         events["round"],
         events["symbol"],
-        events["qty"],
+        events["qty_lots"],
         strict=True,
     ):
         if kind == "unwind":
@@ -280,3 +278,24 @@ def test_fund_flows_reconcile_with_the_stocks_in_a_crash() -> None:
     lost = max(totals["fund_start"], floor) - max(totals["fund_end"], floor)
     assert totals["fund_drawdown"] == lost + income
     assert totals["unallocated_added"] == totals["unallocated_end"]
+
+
+def _raw_rows(table: pa.Table) -> list[tuple[object, ...]]:
+    """(kind, event_id, account_id, symbol, lots, ticks, money units) of each event: the raw
+    integers beside the decimal columns (0 lots and ticks for money-only actions), the
+    amount back in units from its decimal128 at the money scale."""
+    t = table.to_pydict()
+    scale = table.schema.field("amount").type.scale
+    return [
+        (kind, event_id, account, symbol, lots or 0, ticks or 0, int(amount.scaleb(scale)))
+        for kind, event_id, account, symbol, lots, ticks, amount in zip(
+            t["kind"],
+            t["event_id"],
+            t["account_id"],
+            t["symbol"],
+            t["qty_lots"],
+            t["price_ticks"],
+            t["amount"],
+            strict=True,
+        )
+    ]
