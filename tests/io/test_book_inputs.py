@@ -292,12 +292,12 @@ def test_entry_price_between_ticks_is_rounded_half_even(instruments: InstrumentT
     book.set_mark("BTCUSDT", 1000)
     book.set_mark("ETHUSDT", 10000)
     _, positions = risk_tables(book)
-    # One column, at the largest tick's places (ETH: 2) + 4 = 6:
-    # BTC: (100.0 + 2 x 100.1) / 3 = 100.0666...: 100.066667
-    # ETH: (100.00 + 100.01) / 2 = 100.005 exactly: 100.005000
+    # One column, at the largest tick's places among the instruments (5) + 4 = 9:
+    # BTC: (100.0 + 2 x 100.1) / 3 = 100.0666..., rounded half-even: 100.066666667
+    # ETH: (100.00 + 100.01) / 2 = 100.005 exactly: 100.005000000
     entry = positions.column("entry_price")
-    assert entry.type.scale == 6
-    assert [str(v) for v in entry.to_pylist()] == ["100.066667", "100.005000"]
+    assert entry.type.scale == 9
+    assert [str(v) for v in entry.to_pylist()] == ["100.066666667", "100.005000000"]
 
 
 def test_sparse_account_ids(tmp_path: Path, instruments: InstrumentTable) -> None:
