@@ -113,17 +113,24 @@ class StressRun:
 
 # ----- inputs ------------------------------------------------------------------------------
 def as_arrow(data: TableLike) -> pa.Table:
-    """A pyarrow Table of `data`: a Table, a RecordBatch, or any Arrow C stream exporter."""
+    """A pyarrow Table of `data`: a Table, a RecordBatch, or any Arrow C stream exporter.
+    Text columns become plain `string` (polars exports string views)."""
     if isinstance(data, pa.Table):
-        return data
-    if isinstance(data, pa.RecordBatch):
-        return pa.Table.from_batches([data])
-    if hasattr(data, "__arrow_c_stream__"):
-        return pa.table(data)
-    raise TypeError(
-        f"expected a path, a pyarrow Table or an object with __arrow_c_stream__ (polars,"
-        f" pandas >= 2.2), got {type(data).__name__}"
-    )
+        table = data
+    elif isinstance(data, pa.RecordBatch):
+        table = pa.Table.from_batches([data])
+    elif hasattr(data, "__arrow_c_stream__"):
+        table = pa.table(data)
+    else:
+        raise TypeError(
+            f"expected a path, a pyarrow Table or an object with __arrow_c_stream__ (polars,"
+            f" pandas >= 2.2), got {type(data).__name__}"
+        )
+    text = (pa.types.is_large_string, pa.types.is_string_view)
+    for i, field in enumerate(table.schema):
+        if any(test(field.type) for test in text):
+            table = table.set_column(i, field.name, table.column(i).cast(pa.string()))
+    return table
 
 
 @contextmanager

@@ -97,3 +97,35 @@ def test_scaled_scenario_shrinks_depth_and_fund_in_proportion() -> None:
     assert btc.start is not None
     low = btc.price_at(33_600, Fraction(btc.start))
     assert low == Fraction(122_000) * (1 - Fraction("0.164"))  # ~102k at the bottom
+
+
+def test_start_is_a_utc_instant_with_a_stated_default(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from engine.stress.scenario_model import DEFAULT_START
+
+    assert scenario_from_dict(example_doc(), None).start == DEFAULT_START
+    assert datetime(1970, 1, 1, tzinfo=UTC) == DEFAULT_START
+    given = scenario_from_dict(example_doc(start="2025-10-10T14:00:00+02:00"), None)
+    assert given.start == datetime(2025, 10, 10, 12, tzinfo=UTC)
+    assert given.at(90) == datetime(2025, 10, 10, 12, 1, 30, tzinfo=UTC)
+    assert load_scenario("2025-10-11").start == datetime(2025, 10, 10, 12, tzinfo=UTC)
+    # A TOML date-time is taken as it is; one without an offset is refused.
+    (tmp_path / "s.toml").write_text(
+        'start = 2025-01-02T03:04:05Z\ninstruments = "i.json"\n'
+        '[[markets]]\nsymbol = "BTCUSDT"\nstart = "100"\ndepth = "1"\n'
+    )
+    (tmp_path / "i.json").write_text(
+        '{"instruments": [{"symbol": "BTCUSDT", "tick_size": "0.1", "lot_size": "0.001",'
+        ' "tiers": [{"max_notional": null, "mmr": "0.01", "max_leverage": 10}]}]}'
+    )
+    loaded = load_scenario(tmp_path / "s.toml")
+    assert loaded.start == datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert loaded.source == str(tmp_path / "s.toml") and len(loaded.sha256) == 64
+    for bad, match in (
+        ("2025-10-10T12:00:00", "no UTC offset"),
+        ("yesterday", "ISO 8601"),
+        (12, "date-time"),
+    ):
+        with pytest.raises(ScenarioError, match=match):
+            scenario_from_dict(example_doc(start=bad), None)
