@@ -38,7 +38,7 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
-from engine.reports import stress_accounts, stress_charts, stress_tables
+from engine.reports import simulation_tables, stress_accounts, stress_charts, stress_tables
 from engine.reports.customers import customer_mask, fund_state, status_tally
 from engine.reports.run_info import input_digest, run_info, with_run_info
 from engine.reports.stress_accounts import Opening
@@ -120,9 +120,9 @@ class ForwardRun:
     def tables(self) -> dict[str, pa.Table]:
         """The forward run's Parquet tables by file stem."""
         return {
-            "events": self.result.events_table(),
-            "steps": self.result.steps_table(),
-            "prices": self.result.prices_table(),
+            "events": simulation_tables.events_table(self.result),
+            "steps": simulation_tables.steps_table(self.result),
+            "prices": simulation_tables.prices_table(self.result),
             "accounts": self.accounts_table(),
         }
 

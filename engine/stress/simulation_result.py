@@ -1,12 +1,8 @@
-"""What a simulation run did: a record per step, every waterfall event, the totals, and the
-Arrow tables a stress run writes (steps, prices, events).
+"""What a simulation run did: a record per step, every waterfall event, the totals.
 
-In the records money is in units at the book's money_decimals and prices in ticks, raw
-integers; events are kept as numpy chunks (EventLog) so millions of them never live as
-Python objects. The tables follow engine.reports.decimals: money decimal128 at the money
-scale, prices and sizes decimal128 in their units (raw ticks and lots beside them, named
-`*_ticks`, `*_lots`), symbols as strings, and every row's UTC `time` (the scenario's start
-plus `t_s`).
+Money is in units at the book's money_decimals, prices in ticks, all raw integers; events
+are kept as numpy chunks (EventLog) so millions of them never live as Python objects. The
+Arrow tables a stress run writes from them are engine.reports.simulation_tables'.
 """
 
 from __future__ import annotations
@@ -15,17 +11,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
-import pyarrow as pa
 
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
-from engine.reports.decimals import grid_array, money_array, utc_times
-from engine.reports.event_tables import event_arrays
 from engine.waterfall import events as waterfall
 from engine.waterfall.events import EVENT_KINDS, WaterfallResult
 
 KIND_CODE = {kind: i for i, kind in enumerate(EVENT_KINDS)}
-_COLUMNS = ("kind", "event_id", "account_id", "instrument", "qty", "price", "amount")
+EVENT_COLUMNS = ("kind", "event_id", "account_id", "instrument", "qty", "price", "amount")
 
 
 @dataclass
@@ -99,7 +92,7 @@ class EventLog:
             "t_s": np.full(n, t_s, dtype=np.int64),
             "round": np.full(n, round_, dtype=np.int32),
         }
-        chunk.update({name: np.asarray(columns[name], np.int64) for name in _COLUMNS})
+        chunk.update({name: np.asarray(columns[name], np.int64) for name in EVENT_COLUMNS})
         chunk["kind"] = chunk["kind"].astype(np.int8)
         chunk["instrument"] = chunk["instrument"].astype(np.int32)
         self._chunks.append(chunk)
@@ -157,91 +150,3 @@ class SimulationResult:
             "rounds_max": max((s.rounds for s in steps), default=0),
             "steps": len(steps),
         }
-
-    def steps_table(self) -> pa.Table:
-        """One row per step: its time, the cascade's counts and money (decimal128)."""
-        money = self.money_decimals
-        step = np.array([s.step for s in self.steps], dtype=np.int64)
-        t_s = np.array([s.t_s for s in self.steps], dtype=np.int64)
-        columns: dict[str, pa.Array] = {
-            "step": pa.array(step, pa.int64()),
-            "t_s": pa.array(t_s, pa.int64()),
-            "time": utc_times(self.start, t_s),
-        }
-        for name in STEP_COLUMNS:
-            values = [getattr(s, name) for s in self.steps]
-            if name in STEP_COUNTS:
-                columns[name] = pa.array(values, pa.int64())
-            elif name == "fund_exhausted":
-                columns[name] = pa.array(values, pa.bool_())
-            else:
-                columns[name] = money_array(np.array(values, dtype=np.int64), money)
-        return pa.table(columns)
-
-    def prices_table(self) -> pa.Table:
-        """One row per (step, market): path price and mark at the fixed point, in price
-        units (`exogenous`, `mark`) and in ticks (`exogenous_ticks`, `mark_ticks`)."""
-        rows = [
-            (s.step, s.t_s, sym, s.exogenous[sym], s.marks[sym])
-            for s in self.steps
-            for sym in s.marks
-        ]
-        step, t_s, symbol, exogenous, mark = zip(*rows, strict=True) if rows else ((),) * 5
-        index = self.instruments.index
-        inst = np.array([index[sym] for sym in symbol], dtype=np.int64)
-        exogenous_ticks = np.array(exogenous, dtype=np.int64)
-        mark_ticks = np.array(mark, dtype=np.int64)
-        t = np.array(t_s, dtype=np.int64)
-        return pa.table(
-            {
-                "step": pa.array(step, pa.int64()),
-                "t_s": pa.array(t, pa.int64()),
-                "time": utc_times(self.start, t),
-                "symbol": pa.array(symbol, pa.string()),
-                "exogenous": grid_array(exogenous_ticks, inst, self.instruments, tick=True),
-                "exogenous_ticks": pa.array(exogenous_ticks, pa.int64()),
-                "mark": grid_array(mark_ticks, inst, self.instruments, tick=True),
-                "mark_ticks": pa.array(mark_ticks, pa.int64()),
-            }
-        )
-
-    def events_table(self) -> pa.Table:
-        """Every waterfall event with its step, time and cascade round, decoded as in
-        engine.reports.event_tables."""
-        log = self.events
-        t_s = log.column("t_s")
-        columns = {name: log.column(name) for name in _COLUMNS}
-        return pa.table(
-            {
-                "step": pa.array(log.column("step"), pa.int64()),
-                "t_s": pa.array(t_s, pa.int64()),
-                "time": utc_times(self.start, t_s),
-                "round": pa.array(log.column("round"), pa.int64()),
-                **event_arrays(columns, self.instruments),
-            }
-        )
-
-
-# StepRecord fields in steps.parquet after step, t_s, time; counts and a flag, else money.
-STEP_COLUMNS = (
-    "rounds",
-    "accounts_liquidated",
-    "liquidated_long",
-    "liquidated_short",
-    "unwind_notional",
-    "unwind_pnl",
-    "liquidation_fees",
-    "takeover_surplus",
-    "insurance_paid",
-    "adl_count",
-    "adl_amount",
-    "socialized",
-    "unallocated",
-    "deficit_to_cover",
-    "fund_drawdown",
-    "unallocated_added",
-    "fund_equity",
-    "fund_equity_low",
-    "fund_exhausted",
-)
-STEP_COUNTS = frozenset({"rounds", "accounts_liquidated", "adl_count"})

@@ -18,6 +18,7 @@ import pytest
 
 from engine.book.book import STATUS_LIQUIDATE, Book
 from engine.book.limits import RESERVED_ACCOUNT_BASE
+from engine.reports import simulation_tables
 from engine.stress import simulator
 from engine.stress.impact import Market, unwind_plan
 from engine.stress.scenario import scenario_from_dict
@@ -50,7 +51,7 @@ def test_worked_cascade_two_rounds_then_socialized() -> None:
     assert step.rounds == 2 and step.accounts_liquidated == 2
     assert step.marks == {"BTCUSDT": 85_057_36} and step.exogenous == {"BTCUSDT": 90_400_00}
     assert step.takeover_surplus == 400 * USDT and step.insurance_paid == 312 * USDT
-    events = result.events_table().to_pylist()
+    events = simulation_tables.events_table(result).to_pylist()
     assert [(e["kind"], e["round"]) for e in events] == [
         ("liquidation", 1),
         ("takeover", 1),
@@ -132,7 +133,7 @@ def test_zero_impact_equals_the_plain_sweep_and_waterfall_step_by_step() -> None
     totals = result.totals()
     assert totals["accounts_liquidated"] > 50, "the crash must liquidate for this to mean much"
     assert not result.fund_exhausted and totals["unwind_pnl"] == 0
-    mine = _raw_rows(result.events_table())
+    mine = _raw_rows(simulation_tables.events_table(result))
     assert mine == plain_events
 
 
@@ -151,7 +152,7 @@ def test_zero_impact_shock_with_adl_starts_as_the_plain_waterfall() -> None:
     expected = _event_rows(run_waterfall(plain, profile).events)
     assert any(row[0] == "adl" for row in expected)
     result = simulate(simulated, scenario)
-    rows = _raw_rows(result.events_table())
+    rows = _raw_rows(simulation_tables.events_table(result))
     last_id = max(row[1] for row in expected)
     assert [row for row in rows if row[1] <= last_id] == expected
     step = result.steps[0]
@@ -188,9 +189,11 @@ def test_fixed_point_and_conservation_at_every_step() -> None:
 def test_same_seed_same_run_other_seed_other_run() -> None:
     scenario = crash_scenario(300)
     runs = [simulate(book_for(scenario, seed), scenario) for seed in (9, 9, 10)]
-    first, again, other = (r.events_table() for r in runs)
-    assert first.equals(again) and runs[0].steps_table().equals(runs[1].steps_table())
-    assert runs[0].prices_table().equals(runs[1].prices_table())
+    first, again, other = (simulation_tables.events_table(r) for r in runs)
+    assert first.equals(again) and simulation_tables.steps_table(runs[0]).equals(
+        simulation_tables.steps_table(runs[1])
+    )
+    assert simulation_tables.prices_table(runs[0]).equals(simulation_tables.prices_table(runs[1]))
     assert not first.equals(other)
 
 
@@ -220,7 +223,7 @@ def test_the_unwind_is_priced_on_the_lots_it_closes(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(simulator, "unwind_plan", recording_plan)
     result = simulate(book, scenario)
     assert result.fund_exhausted and result.totals()["adl_count"] > 0
-    events = result.events_table().to_pydict()
+    events = simulation_tables.events_table(result).to_pydict()
     unwound: dict[tuple[int, int], dict[int, int]] = {}
     for kind, step, round_, symbol, qty in zip(
         events["kind"],
