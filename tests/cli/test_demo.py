@@ -84,6 +84,24 @@ def test_demo_summary_agrees_with_its_events_and_snapshot(demo: Path) -> None:
     assert Decimal(reverse["move"]) - Decimal(reverse["safe_move"]) <= Decimal("0.01")
 
 
+@pytest.mark.slow
+def test_demo_answers_top_losers_in_one_query(demo: Path) -> None:
+    import duckdb
+
+    accounts = str(demo / "accounts.parquet")
+    top = duckdb.sql(
+        f"SELECT account_id, loss, closing_equity FROM '{accounts}' WHERE NOT house"
+        " ORDER BY loss DESC, account_id LIMIT 10"
+    ).fetchall()
+    assert len(top) == 10 and all(loss > 0 for _, loss, _ in top)
+    assert [loss for _, loss, _ in top] == sorted((loss for _, loss, _ in top), reverse=True)
+    summary = json.loads((demo / "summary.json").read_text())
+    assert summary["start_utc"] == "2025-10-10T12:00:00Z"
+    assert summary["run"]["inputs"]["scenario"]["source"] == "built-in 2025-10-11"
+    customers = duckdb.sql(f"SELECT count(*) FROM '{accounts}' WHERE NOT house").fetchall()
+    assert customers == [(summary["forward"]["accounts"],)]
+
+
 def test_stress_file_scenario_reverse_along_a_direction(tmp_path: Path) -> None:
     scenario = tmp_path / "two.json"
     scenario.write_text(
