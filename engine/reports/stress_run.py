@@ -10,7 +10,9 @@ Forward (the cascade over the scenario's price paths, step by step) writes `even
 `prices.parquet` (path and mark per step and market), the final book as
 `snapshot-final.arrow` and the charts (engine.reports.stress_charts). Reverse (the smallest
 move, uniform or along a direction, that exhausts the fund) writes `reverse_stress.parquet`
-and `reverse_stress.png`. Both write `summary.json` (engine.reports.stress_tables).
+and `reverse_stress.png`. Both write `summary.json` (engine.reports.stress_tables) and
+`report.html` (engine.reports.stress_report: the tables and charts in one page with the
+run's time, engine version, profile and inputs).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
-from engine.reports import stress_charts, stress_tables
+from engine.reports import stress_charts, stress_report, stress_tables
 from engine.reports.customers import customer_mask, fund_state, status_tally
 from engine.stress.reverse import StressPoint, reverse_stress
 from engine.stress.scenario_model import Scenario
@@ -108,20 +110,25 @@ def execute(
     console = console or Console()
     progress_console = Console(stderr=True)
     started = time.perf_counter()
+    info = stress_report.stress_run_info(scenario, accounts, seed)
     out.mkdir(parents=True, exist_ok=True)
     sized, factory = prepare(scenario, accounts, seed)
     summary: dict[str, Any] = {"scenario": sized.name, "out": str(out)}
     written: list[Path] = []
+    shown: list[Any] = []  # what went to the screen, for report.html
     if forward:
-        summary["forward"] = _forward(sized, factory, out, written, progress_console, console)
+        summary["forward"] = _forward(
+            sized, factory, out, written, progress_console, console, shown
+        )
     if reverse is not None:
         summary["reverse"] = _reverse(
-            sized, factory, reverse, out, written, progress_console, console
+            sized, factory, reverse, out, written, progress_console, console, shown
         )
     summary["run_time_s"] = round(time.perf_counter() - started, 2)
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     written.append(path)
+    written.append(stress_report.write(out / stress_report.REPORT_HTML, sized, info, shown))
     where = out.resolve()
     console.print(f"run time {summary['run_time_s']:.1f} s; wrote {len(written)} files to {where}")
     for item in written:
@@ -148,6 +155,7 @@ def _forward(
     written: list[Path],
     progress_console: Console,
     console: Console,
+    shown: list[Any],
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     book = factory()
@@ -194,11 +202,14 @@ def _forward(
         )
     )
     main = "BTCUSDT" if "BTCUSDT" in symbols else symbols[0]
+    start = stress_report.scenario_start(scenario)
     written.append(
-        stress_charts.price_liquidations(result, out / "price_liquidations.png", main=main)
+        stress_charts.price_liquidations(
+            result, out / "price_liquidations.png", main=main, start=start
+        )
     )
-    written.append(stress_charts.insurance_fund(result, out / "insurance_fund.png"))
-    written.append(stress_charts.liquidation_map(levels, out / "liquidation_map.png"))
+    written.append(stress_charts.insurance_fund(result, out / "insurance_fund.png", start=start))
+    written.append(stress_charts.liquidation_map(levels, out / "liquidation_map.png", start=start))
     write_s = time.perf_counter() - t2
     status = book.sweep(with_initial_margin=False).status
     summary = stress_tables.forward_summary(
@@ -213,7 +224,9 @@ def _forward(
         "simulate": round(sim_s, 2),
         "write": round(write_s, 2),
     }
-    console.print(stress_tables.forward_table(result, summary))
+    table = stress_tables.forward_table(result, summary)
+    console.print(table)
+    shown += [table, *written[-3:]]
     return summary
 
 
@@ -225,6 +238,7 @@ def _reverse(
     written: list[Path],
     progress_console: Console,
     console: Console,
+    shown: list[Any],
 ) -> dict[str, Any]:
     with _progress(progress_console) as progress:
         task = progress.add_task("reverse stress (bisection)", total=None, status="")
@@ -248,5 +262,7 @@ def _reverse(
     written.append(path)
     written.append(stress_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals))
     summary = stress_tables.reverse_summary(result, decimals)
-    console.print(stress_tables.reverse_table(result, decimals))
+    tables = stress_tables.reverse_table(result, decimals)
+    console.print(tables)
+    shown += [tables, written[-1]]
     return summary

@@ -29,6 +29,7 @@ FORWARD_FILES = {
     "insurance_fund.png",
     "liquidation_map.png",
     "summary.json",
+    "report.html",
 }
 REVERSE_FILES = {"reverse_stress.parquet", "reverse_stress.png"}
 

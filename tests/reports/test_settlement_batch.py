@@ -45,6 +45,7 @@ def test_phases_in_order_and_the_outputs(tmp_path: Path) -> None:
         "ledger.parquet",
         "margin_ratio.png",
         "pnl_funding_by_instrument.png",
+        "report.html",
         "report.md",
         "statements.parquet",
         "summary.json",
