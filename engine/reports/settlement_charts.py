@@ -79,7 +79,7 @@ def margin_ratio_figure(
     ax.axvline(100.0, color="#d55e00", linestyle="--", label="liquidation 100%")
     ax.set_xlim(0, 105)
     ax.set_xticks([*range(0, 101, 10)], [f"{x}%" for x in range(0, 100, 10)] + ["≥100%"])
-    ax.set_xlabel("margin ratio = maintenance margin / equity (accounts with open positions)")
+    ax.set_xlabel("margin ratio = maintenance margin / equity, % (accounts with open positions)")
     ax.set_ylabel("trader accounts (count" + (", log scale)" if most > LOG_COUNTS_ABOVE else ")"))
     ax.set_title(f"Margin ratio distribution, settlement {result.date}")
     ax.legend(loc="upper center", fontsize="small")
