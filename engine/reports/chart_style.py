@@ -25,7 +25,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.dates import AutoDateLocator, DateFormatter
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter
+from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
 from engine.reports.stress_tables import money
 
@@ -40,6 +40,8 @@ SHORT_COLOR = "#0072b2"  # blue
 PALETTE = ("#0072b2", "#e69f00", "#009e73", "#cc79a7", "#56b4e9", "#d55e00", "#000000")
 LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = ("o", "s", "^", "v", "D", "x", "+", "*", "P", "h")
+# The insurance fund's series and flows, the same in every chart.
+FUND_COLOR, FUND_LOW_COLOR, IN_COLOR, ADL_COLOR = "#0072b2", "#e69f00", "#009e73", "#cc79a7"
 
 
 def money_text(units: int, decimals: int) -> str:
@@ -74,6 +76,13 @@ def money_axis(currency: str) -> FuncFormatter:
         return f"{value:,.0f}"
 
     return FuncFormatter(fmt)
+
+
+def plain_numbers(ax: Axes, axis: str = "y") -> None:
+    """Axis numbers as they are (no offset or 1e6 factor hidden at the axis' end)."""
+    formatter = ScalarFormatter(useOffset=False)
+    formatter.set_scientific(False)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(formatter)
 
 
 def utc_times(start: datetime, t_s: np.ndarray | list[int]) -> np.ndarray:

@@ -1,45 +1,39 @@
-"""PNG charts of a stress run, for a risk officer: what happened, when, and how close it was.
+"""PNG charts of a stress run's cascade, for a risk officer: what happened, when, and how
+close it was.
 
 - `price_liquidations.png`: each market's mark (% from its start) over the run, and the
   notional liquidated per step (long / short), the whole run and a zoom on the busiest
   hours through the rebound that followed;
 - `insurance_fund.png`: the fund's equity after each step and its low within the step, on
-  an axis scaled to its change, with its start, low and end; below, its flows;
-- `liquidation_map.png`: notional at risk by liquidation price before the run (the
-  "liquidation map"), longs and shorts apart: one market by price level, and every market
-  by distance from its mark;
-- `reverse_stress.png`: the fund's start, low and end against the size of the move, the
-  threshold marked (at the table's precision), and the flows that cover each run's
-  deficit, stacked.
+  an axis scaled to its change, with its start, low and end; below, its flows.
 
-Each chart has a `*_figure` function that returns the matplotlib Figure (what the tests
-inspect) and one that writes the PNG. Money axes carry the currency, time axes are UTC from
-the run's start (engine.reports.chart_style); floats appear here only for display, and a
-figure printed on a chart is the tables' text.
+The liquidation map is in engine.reports.stress_map_charts, the reverse stress test's chart
+in engine.reports.stress_reverse_charts. Each chart has a `*_figure` function that returns
+the matplotlib Figure (what the tests inspect) and one that writes the PNG. Money axes
+carry the currency, time axes are UTC from the run's start (engine.reports.chart_style);
+floats appear here only for display, and a figure printed on a chart is the tables' text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 from matplotlib import dates as mdates
-from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, ScalarFormatter
 
-from engine._native import NULL_PRICE
-from engine.book.book import Book
-from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.reports.chart_style import (
+    ADL_COLOR,
     DEFAULT_START,
+    FUND_COLOR,
+    FUND_LOW_COLOR,
+    IN_COLOR,
     LONG_COLOR,
     SHORT_COLOR,
     millions,
     money_text,
+    plain_numbers,
     save,
     series_style,
     step_text,
@@ -48,24 +42,11 @@ from engine.reports.chart_style import (
     utc_times,
 )
 from engine.reports.settlement_summary import CURRENCY_DEFAULT
-from engine.reports.stress_tables import pct
-from engine.stress.reverse import ReverseStressResult
 from engine.stress.simulation_result import SimulationResult
 
-MAP_DISTANCE_MAX = 0.6  # the map spans +-60% from the mark
-MAP_BIN = 0.02
-MAP_PRICE_BINS = 80
 ZOOM_HOURS = 2.0
 REBOUND_SHARE = 0.5  # the zoom runs on until the lowest mark has won back this share of its fall
 REBOUND_MARGIN_S = 1800  # ... and this long after
-FUND_COLOR, FUND_LOW_COLOR, IN_COLOR, ADL_COLOR = "#0072b2", "#e69f00", "#009e73", "#cc79a7"
-
-
-def _plain(ax: Axes, axis: str = "y") -> None:
-    """Axis numbers as they are (no offset or 1e6 factor hidden at the axis' end)."""
-    formatter = ScalarFormatter(useOffset=False)
-    formatter.set_scientific(False)
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(formatter)
 
 
 # ----- marks and liquidations ----------------------------------------------------------------
@@ -236,7 +217,7 @@ def insurance_fund_figure(
         side = "below" if floor < lo else "above"
         ax.plot([], [], " ", label=f"{floor_label} ({side} this axis)")
     ax.set_ylim(lo, hi)
-    _plain(ax)
+    plain_numbers(ax)
     fund_units = units("fund_equity")
     low_units = units("fund_equity_low")
     i_low = int(np.argmin(low_units))
@@ -294,291 +275,4 @@ def insurance_fund_figure(
     flows.grid(alpha=0.3)
     flows.legend(fontsize=8)
     utc_axis(flows, start, float(t_s[-1] - t_s[0]) if len(t_s) else 0.0)
-    return fig
-
-
-# ----- the liquidation map -------------------------------------------------------------------
-@dataclass(frozen=True)
-class LiquidationLevels:
-    """Notional (currency units, display floats) by liquidation price, per instrument,
-    longs and shorts apart."""
-
-    symbols: tuple[str, ...]
-    marks: np.ndarray  # price (currency) per instrument
-    distance_edges: np.ndarray  # fraction from the mark
-    long_by_distance: np.ndarray  # [instrument, bin]
-    short_by_distance: np.ndarray
-    main: str
-    price_edges: np.ndarray  # main instrument: price levels (currency)
-    long_by_price: np.ndarray
-    short_by_price: np.ndarray
-
-    @property
-    def by_distance(self) -> np.ndarray:
-        return self.long_by_distance + self.short_by_distance
-
-
-def liquidation_levels(book: Book, symbols: list[str], main: str) -> LiquidationLevels:
-    """Read before the run: where the trader positions would be liquidated (other marks
-    held), from the engine's exact cross liquidation prices."""
-    liq, _ = book.liquidation_prices()
-    owner_ids = book.account_id[book.position_owner()]
-    table = book.instruments
-    tick = np.array([float(i.tick_size) for i in table.instruments])
-    scale = 10.0**table.money_decimals
-    live = (book.pos_qty != 0) & (liq != NULL_PRICE) & (owner_ids < RESERVED_ACCOUNT_BASE)
-    notional = np.abs(book.pos_qty) * book.mark_lot_value[book.pos_instrument] / scale
-    edges = np.arange(-MAP_DISTANCE_MAX, MAP_DISTANCE_MAX + MAP_BIN / 2, MAP_BIN)
-    insts = [table.symbol_index(s) for s in symbols]
-    grids = np.zeros((2, len(insts), len(edges) - 1))
-    for row, inst in enumerate(insts):
-        mark = float(book.mark[inst])
-        for side, sign in enumerate((1, -1)):
-            mask = live & (book.pos_instrument == inst) & (np.sign(book.pos_qty) == sign)
-            distance = liq[mask] / mark - 1.0
-            grids[side, row], _ = np.histogram(distance, bins=edges, weights=notional[mask])
-    m = table.symbol_index(main)
-    mark_price = float(book.mark[m]) * tick[m]
-    price_edges = np.linspace(mark_price * 0.7, mark_price * 1.3, MAP_PRICE_BINS + 1)
-    mask = live & (book.pos_instrument == m)
-    prices = liq[mask] * tick[m]
-    longs = book.pos_qty[mask] > 0
-    long_hist, _ = np.histogram(prices[longs], bins=price_edges, weights=notional[mask][longs])
-    short_hist, _ = np.histogram(prices[~longs], bins=price_edges, weights=notional[mask][~longs])
-    return LiquidationLevels(
-        symbols=tuple(symbols),
-        marks=np.array([float(book.mark[i]) * tick[i] for i in insts]),
-        distance_edges=edges,
-        long_by_distance=grids[0],
-        short_by_distance=grids[1],
-        main=main,
-        price_edges=price_edges,
-        long_by_price=long_hist,
-        short_by_price=short_hist,
-    )
-
-
-def liquidation_map(
-    levels: LiquidationLevels,
-    path: Path,
-    *,
-    start: datetime = DEFAULT_START,
-    currency: str = CURRENCY_DEFAULT,
-) -> Path:
-    return save(liquidation_map_figure(levels, start=start, currency=currency), path)
-
-
-def liquidation_map_figure(
-    levels: LiquidationLevels, *, start: datetime = DEFAULT_START, currency: str = CURRENCY_DEFAULT
-) -> Figure:
-    fig = Figure(figsize=(14, 10))
-    grid = fig.add_gridspec(2, 3, height_ratios=[2, 3], width_ratios=[20, 20, 1])
-    top = fig.add_subplot(grid[0, :2])
-    heat_long = fig.add_subplot(grid[1, 0])
-    heat_short = fig.add_subplot(grid[1, 1], sharey=heat_long)
-    bar_axis = fig.add_subplot(grid[1, 2])
-    centers = (levels.price_edges[:-1] + levels.price_edges[1:]) / 2
-    bin_width = levels.price_edges[1] - levels.price_edges[0]
-    top.bar(
-        centers,
-        levels.long_by_price / 1e6,
-        width=bin_width * 0.9,
-        color=LONG_COLOR,
-        label="longs liquidated at this price",
-    )
-    top.bar(
-        centers,
-        levels.short_by_price / 1e6,
-        width=bin_width * 0.9,
-        color=SHORT_COLOR,
-        hatch="//",
-        label="shorts liquidated at this price",
-    )
-    main_mark = (
-        levels.marks[levels.symbols.index(levels.main)] if levels.main in levels.symbols else None
-    )
-    twin = top.twinx()
-    if main_mark is not None:
-        top.axvline(main_mark, color="k", lw=1, ls="--", label=f"mark {main_mark:,.2f} {currency}")
-        below, above = centers <= main_mark, centers >= main_mark
-        cum_long = np.cumsum(levels.long_by_price[::-1])[::-1] / 1e6
-        cum_short = np.cumsum(levels.short_by_price) / 1e6
-        twin.plot(
-            centers[below],
-            cum_long[below],
-            color=LONG_COLOR,
-            lw=1.2,
-            ls=":",
-            label="longs, cumulative from the mark (right axis)",
-        )
-        twin.plot(
-            centers[above],
-            cum_short[above],
-            color=SHORT_COLOR,
-            lw=1.2,
-            ls="-.",
-            label="shorts, cumulative from the mark (right axis)",
-        )
-    twin.set_ylabel(f"cumulative from the mark, M {currency}")
-    top.set_title(
-        f"liquidation map {levels.main} at {utc_text(start)}, before the run:"
-        " notional at risk by liquidation price, longs and shorts"
-    )
-    top.set_xlabel(f"{levels.main} liquidation price, {currency}")
-    top.set_ylabel(f"notional, M {currency}\nper {bin_width:,.0f} {currency} price bin")
-    handles, labels = top.get_legend_handles_labels()
-    more_handles, more_labels = twin.get_legend_handles_labels()
-    top.legend(handles + more_handles, labels + more_labels, fontsize=8, loc="upper right")
-    top.xaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
-    both = np.concatenate([levels.long_by_distance.ravel(), levels.short_by_distance.ravel()])
-    positive = both[both > 0]
-    norm = LogNorm(vmin=max(positive.min(), 1.0), vmax=positive.max()) if len(positive) else None
-    extent = (
-        100 * levels.distance_edges[0],
-        100 * levels.distance_edges[-1],
-        len(levels.symbols) - 0.5,
-        -0.5,
-    )
-    image = None
-    for heat, values, side in (
-        (heat_long, levels.long_by_distance, "longs"),
-        (heat_short, levels.short_by_distance, "shorts"),
-    ):
-        image = heat.imshow(
-            np.where(values > 0, values, np.nan),
-            aspect="auto",
-            cmap="inferno",
-            norm=norm,
-            extent=extent,
-            interpolation="nearest",
-        )
-        heat.set_facecolor("0.93")
-        heat.set_xlim(*_side_range(values, levels.distance_edges, side == "longs"))
-        heat.axvline(0, color="0.4", lw=0.8)
-        heat.set_xlabel(f"liquidation price, % from the current mark ({100 * MAP_BIN:g}% bins)")
-        heat.set_title(f"{side}: notional at risk by distance to liquidation (all markets)")
-    heat_long.set_yticks(range(len(levels.symbols)), labels=list(levels.symbols), fontsize=8)
-    heat_short.tick_params(labelleft=False)
-    if image is not None:
-        fig.colorbar(image, cax=bar_axis, label=f"notional, {currency} (log scale; grey: none)")
-    return fig
-
-
-def _side_range(values: np.ndarray, edges: np.ndarray, longs: bool) -> tuple[float, float]:
-    """The x range (%) of one side's heat map: from the mark outwards, as far as the map
-    goes, and past the mark only as far as that side has notional (none is cut off)."""
-    used = np.flatnonzero(values.sum(axis=0) > 0)
-    lo, hi = 100 * float(edges[0]), 100 * float(edges[-1])
-    if not len(used):
-        return (lo, 0.0) if longs else (0.0, hi)
-    if longs:
-        return lo, max(0.0, 100 * float(edges[used[-1] + 1]))
-    return min(0.0, 100 * float(edges[used[0]])), hi
-
-
-# ----- the reverse stress test ---------------------------------------------------------------
-def reverse_stress_curve(
-    result: ReverseStressResult,
-    path: Path,
-    money_decimals: int,
-    *,
-    currency: str = CURRENCY_DEFAULT,
-) -> Path:
-    return save(reverse_stress_figure(result, money_decimals, currency=currency), path)
-
-
-def reverse_stress_figure(
-    result: ReverseStressResult, money_decimals: int, *, currency: str = CURRENCY_DEFAULT
-) -> Figure:
-    """Top: the fund's stocks (equity at the start, its low, at the end) against the move.
-    Bottom: the flows over each run, stacked as they cover the deficit (fund drawdown,
-    ADL, socialized, unallocated), with the deficit to cover drawn on top: they meet. The
-    threshold is printed as the table prints it (stress_tables.pct)."""
-    points = result.points
-    move = np.array([100.0 * float(p.move) for p in points])
-    exhausted = np.array([p.fund_exhausted for p in points], dtype=bool)
-
-    def series(name: str) -> np.ndarray:
-        return millions([getattr(p, name) for p in points], money_decimals)
-
-    fig = Figure(figsize=(11, 9.5))
-    ax, flows = fig.subplots(2, 1, sharex=True)
-    ax.plot(move, series("fund_start"), color="0.45", lw=0.9, ls="--", label="fund start")
-    ax.plot(move, series("fund_low"), color=FUND_COLOR, lw=1.3, marker="o", ms=4, label="fund low")
-    ax.plot(
-        move,
-        series("fund_end"),
-        color=FUND_LOW_COLOR,
-        lw=1.3,
-        ls="-.",
-        marker="s",
-        ms=4,
-        label="fund end",
-    )
-    low = series("fund_low")
-    ax.scatter(
-        move[exhausted],
-        low[exhausted],
-        color=LONG_COLOR,
-        marker="x",
-        zorder=3,
-        s=40,
-        label="exhausted",
-    )
-    ax.axhline(0, color="k", lw=0.8)
-    threshold = None
-    if result.move is not None:
-        threshold = f"threshold {pct(result.move)} (bracket {pct(result.tolerance)})"
-    for axis in (ax, flows):
-        if result.move is not None:
-            axis.axvline(100 * float(result.move), color=LONG_COLOR, ls="--", lw=1, label=threshold)
-        axis.grid(alpha=0.3)
-    ax.set_ylabel(f"insurance fund equity, M {currency}")
-    twin = ax.twinx()
-    twin.plot(
-        move,
-        series("liquidated_notional"),
-        color="0.45",
-        lw=1,
-        ls=":",
-        label="liquidated notional (right axis)",
-    )
-    twin.set_ylabel(f"liquidated notional, M {currency} (dotted)")
-    title = (
-        f"the fund survives every move up to {pct(result.move_max)}"
-        if result.move is None
-        else f"the fund is exhausted from a move of {pct(result.move)}"
-    )
-    ax.set_title(f"reverse stress: {title}")
-    handles, labels = ax.get_legend_handles_labels()
-    more_handles, more_labels = twin.get_legend_handles_labels()
-    ax.legend(handles + more_handles, labels + more_labels, fontsize=8, loc="lower left")
-    width = 0.8 * float(np.min(np.diff(move))) if len(move) > 1 else 1.0
-    bottom_pos, bottom_neg = np.zeros(len(points)), np.zeros(len(points))
-    for name, label, color, hatch in (
-        ("fund_drawdown", "fund drawdown", FUND_COLOR, ""),
-        ("adl_amount", "ADL", ADL_COLOR, "//"),
-        ("socialized", "socialized", LONG_COLOR, "xx"),
-        ("unallocated", "unallocated", "k", ".."),
-    ):
-        values = series(name)
-        bottom = np.where(values >= 0, bottom_pos, bottom_neg)
-        flows.bar(move, values, width=width, bottom=bottom, color=color, hatch=hatch, label=label)
-        bottom_pos += np.maximum(values, 0)
-        bottom_neg += np.minimum(values, 0)
-    flows.plot(
-        move,
-        series("deficit_to_cover"),
-        color=IN_COLOR,
-        marker="_",
-        ms=14,
-        lw=0,
-        mew=2,
-        label="deficit to cover",
-    )
-    flows.margins(y=0.06)
-    flows.set_xlabel("move size m, % (each market moves by m x its direction)")
-    flows.set_ylabel(f"over the run, M {currency}")
-    flows.set_title("deficit to cover = fund drawdown + ADL + socialized + unallocated")
-    flows.legend(fontsize=8, loc="upper left")
     return fig

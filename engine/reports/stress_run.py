@@ -8,9 +8,10 @@ fund scaled to it; `accounts` overrides the size) or a snapshot (`prepare`).
 Forward (the cascade over the scenario's price paths, step by step) writes `events.parquet`
 (every waterfall event), `steps.parquet` (per step: liquidations, fund, ADL),
 `prices.parquet` (path and mark per step and market), the final book as
-`snapshot-final.arrow` and the charts (engine.reports.stress_charts). Reverse (the smallest
-move, uniform or along a direction, that exhausts the fund) writes `reverse_stress.parquet`
-and `reverse_stress.png`. Both write `summary.json` (engine.reports.stress_tables) and
+`snapshot-final.arrow` and the charts (engine.reports.stress_charts, stress_map_charts).
+Reverse (the smallest move, uniform or along a direction, that exhausts the fund) writes
+`reverse_stress.parquet` and `reverse_stress.png` (engine.reports.stress_reverse_charts).
+Both write `summary.json` (engine.reports.stress_tables) and
 `report.html` (engine.reports.stress_report: the tables and charts in one page with the
 run's time, engine version, profile and inputs).
 """
@@ -34,7 +35,13 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
-from engine.reports import stress_charts, stress_report, stress_tables
+from engine.reports import (
+    stress_charts,
+    stress_map_charts,
+    stress_report,
+    stress_reverse_charts,
+    stress_tables,
+)
 from engine.reports.customers import customer_mask, fund_state, status_tally
 from engine.stress.reverse import StressPoint, reverse_stress
 from engine.stress.scenario_model import Scenario
@@ -165,7 +172,7 @@ def _forward(
     n_accounts = int(customers.sum())
     n_positions = int(np.count_nonzero(book.pos_qty[customers[book.position_owner()]]))
     symbols = [m.symbol for m in scenario.markets]
-    levels = stress_charts.liquidation_levels(book, symbols, symbols[0])
+    levels = stress_map_charts.liquidation_levels(book, symbols, symbols[0])
     decimals = book.instruments.money_decimals
     times = scenario.times()
     liquidated = [0, 0]
@@ -209,7 +216,9 @@ def _forward(
         )
     )
     written.append(stress_charts.insurance_fund(result, out / "insurance_fund.png", start=start))
-    written.append(stress_charts.liquidation_map(levels, out / "liquidation_map.png", start=start))
+    written.append(
+        stress_map_charts.liquidation_map(levels, out / "liquidation_map.png", start=start)
+    )
     write_s = time.perf_counter() - t2
     status = book.sweep(with_initial_margin=False).status
     summary = stress_tables.forward_summary(
@@ -260,7 +269,9 @@ def _reverse(
     path = out / "reverse_stress.parquet"
     pq.write_table(stress_tables.points_table(result), path)
     written.append(path)
-    written.append(stress_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals))
+    written.append(
+        stress_reverse_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals)
+    )
     summary = stress_tables.reverse_summary(result, decimals)
     tables = stress_tables.reverse_table(result, decimals)
     console.print(tables)

@@ -12,7 +12,7 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from engine.reports import stress_charts
+from engine.reports import stress_charts, stress_map_charts, stress_reverse_charts
 from engine.reports.chart_style import DEFAULT_START, money_text, series_style
 from engine.reports.settlement_batch import SettlementJob, run_settlement_batch
 from engine.reports.settlement_charts import instruments_figure, losers_figure, margin_ratio_figure
@@ -96,11 +96,11 @@ def test_settlement_money_axes_name_the_currency(settled) -> None:  # type: igno
 
 # ----- stress charts ---------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def run() -> tuple[SimulationResult, stress_charts.LiquidationLevels]:
+def run() -> tuple[SimulationResult, stress_map_charts.LiquidationLevels]:
     scenario, factory = prepare(load_scenario("2025-10-11"), ACCOUNTS, None)
     book = factory()
     symbols = [m.symbol for m in scenario.markets]
-    levels = stress_charts.liquidation_levels(book, symbols, "BTCUSDT")
+    levels = stress_map_charts.liquidation_levels(book, symbols, "BTCUSDT")
     return simulate(book, scenario), levels
 
 
@@ -167,7 +167,7 @@ def test_fund_chart_is_scaled_to_its_change(run) -> None:  # type: ignore[no-unt
 
 def test_liquidation_map_has_its_time_and_both_sides(run) -> None:  # type: ignore[no-untyped-def]
     _, levels = run
-    fig = stress_charts.liquidation_map_figure(levels, start=DEFAULT_START)
+    fig = stress_map_charts.liquidation_map_figure(levels, start=DEFAULT_START)
     axes = fig.axes
     top = axes[0]
     assert "2025-10-11 00:00 UTC" in top.get_title()
@@ -183,7 +183,7 @@ def test_liquidation_map_has_its_time_and_both_sides(run) -> None:  # type: igno
 
 def test_reverse_chart_threshold_at_the_table_precision(reverse) -> None:  # type: ignore[no-untyped-def]
     result, decimals = reverse
-    fig = stress_charts.reverse_stress_figure(result, decimals)
+    fig = stress_reverse_charts.reverse_stress_figure(result, decimals)
     axes = list(_axes(fig))
     labels = [t.get_text() for ax in axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert result.move is not None
@@ -197,6 +197,6 @@ def test_charts_write_png(run, tmp_path: Path) -> None:  # type: ignore[no-untyp
     for path in (
         stress_charts.price_liquidations(result, tmp_path / "a.png"),
         stress_charts.insurance_fund(result, tmp_path / "b.png"),
-        stress_charts.liquidation_map(levels, tmp_path / "c.png"),
+        stress_map_charts.liquidation_map(levels, tmp_path / "c.png"),
     ):
         assert path.read_bytes()[:4] == b"\x89PNG"
