@@ -3,6 +3,7 @@
     clearing settle (--snapshot FILE | --instruments F --accounts F --positions F)
                     --prices FILE [--funding FILE] [--fees FILE] --date YYYY-MM-DD
                     --out DIR [--profile FILE|NAME] [--currency USDT] [--force]
+                    [--insurance-fund AMOUNT]
 
 Input files (CSV or Parquet; decimals as text, exactly on their grid; see
 engine.io.settlement_inputs):
@@ -12,6 +13,10 @@ engine.io.settlement_inputs):
   funding is charged;
 - fees (optional): `account_id, fee` accrued trading fees in money (a negative fee is a
   rebate).
+
+--insurance-fund AMOUNT (with the three book files only): the insurance fund opens holding
+AMOUNT of the money currency (a deposit), as a snapshot's fund would; without it the fund
+opens empty.
 
 Everything is read and checked, and the whole settlement computed, before anything is
 written; the outputs go to a temporary directory beside DIR that is renamed into place at
@@ -71,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--force", action="store_true", help="settle a date again / replace DIR's settlement"
     )
+    parser.add_argument(
+        "--insurance-fund",
+        metavar="AMOUNT",
+        help="the insurance fund's opening balance, a decimal in the money currency"
+        " (a book read from files; default: it opens empty)",
+    )
 
 
 @contextmanager
@@ -115,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         profile=args.profile,
         currency=args.currency,
         force=args.force,
+        insurance_fund=args.insurance_fund,
     )
     console = Console(stderr=True)
     tty = sys.stderr.isatty()

@@ -1,11 +1,12 @@
 """The end-of-day settlement batch, files to files: what `clearing settle` runs.
 
-The book comes from a snapshot, or from the instruments, accounts and positions files; the
-prices, funding and fees from engine.io.settlement_inputs. Everything is read and checked,
-and the whole settlement computed (engine.settlement), before anything is written; the
-outputs (engine.reports.settlement_outputs, and the next day's snapshot) go to a temporary
-directory beside the output directory that is renamed into place at the end, so a refused
-or failed run leaves it as it was. A date already settled (in the snapshot's
+The book comes from a snapshot, or from the instruments, accounts and positions files (with
+the insurance fund opened holding `insurance_fund`, a deposit; a snapshot holds its own
+fund); the prices, funding and fees from engine.io.settlement_inputs. Everything is read
+and checked, and the whole settlement computed (engine.settlement), before anything is
+written; the outputs (engine.reports.settlement_outputs, and the next day's snapshot) go to
+a temporary directory beside the output directory that is renamed into place at the end, so
+a refused or failed run leaves it as it was. A date already settled (in the snapshot's
 `settled_dates`, or the output directory already holding a settlement) is refused unless
 forced. Like the other batch runs (risk_report, liquidation_report) it sits on top of
 engine.io and the core, which do not import it.
@@ -21,11 +22,13 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from engine.book.book import Book
 from engine.book.errors import Rejected
+from engine.book.fixed import FixedPointError, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, read_accounts, read_positions
@@ -36,6 +39,7 @@ from engine.reports.settlement_summary import CURRENCY_DEFAULT
 from engine.settlement.dates import check_date, settlement_date, with_settled_date
 from engine.settlement.results import SettlementResult
 from engine.settlement.run import Phase, settle
+from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError
 
 SNAPSHOT_NAME = "snapshot.arrow"
@@ -73,6 +77,9 @@ class SettlementJob:
     profile: str = DEFAULT_PROFILE
     currency: str = CURRENCY_DEFAULT
     force: bool = False  # settle a date again / replace the output directory's settlement
+    # The insurance fund's opening balance (a decimal in the money currency) for a book read
+    # from the three files; None: the fund opens empty.
+    insurance_fund: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +177,12 @@ def load_book(job: SettlementJob, profile: Profile) -> tuple[Book, dict[str, Any
                 RejectReason.INVALID_ARGUMENTS,
                 "give --snapshot or --instruments/--accounts/--positions",
             )
+        if job.insurance_fund is not None:
+            raise Rejected(
+                RejectReason.INVALID_ARGUMENTS,
+                "--insurance-fund opens the fund of a book read from files; a snapshot holds"
+                " its fund already",
+            )
         try:
             return read_snapshot(job.snapshot)
         except SnapshotError as exc:
@@ -185,7 +198,21 @@ def load_book(job: SettlementJob, profile: Profile) -> tuple[Book, dict[str, Any
     book = book_from_inputs(
         instruments, accounts, positions, None, warning_rate=profile.warning_rate
     )
+    if job.insurance_fund is not None:
+        open_fund(book, profile, fund_units(job.insurance_fund, instruments.money_decimals))
     return book, {}
+
+
+def fund_units(text: str, money_decimals: int) -> int:
+    """--insurance-fund as money units: a decimal on the money grid, not negative."""
+    what = "--insurance-fund"
+    try:
+        units = to_units(parse_decimal(text, what), Decimal(1).scaleb(-money_decimals), what)
+    except FixedPointError as exc:
+        raise Rejected(RejectReason.INVALID_AMOUNT, str(exc)) from None
+    if units < 0:
+        raise Rejected(RejectReason.INVALID_AMOUNT, f"{what}: must not be negative, got {text}")
+    return units
 
 
 def _sources(job: SettlementJob) -> dict[str, str]:

@@ -11,6 +11,9 @@
   the conservation checks; money as exact decimal strings.
 - `report.md` with PNG charts: rounded for reading (0.01 of the currency); the exact
   figures are in the two files above.
+- `report.html`: the same report as one self-contained page (charts embedded), opening with
+  the run's time, the engine's version, the profile and every input file's sha256
+  (engine.reports.html_report).
 
 Tables: settlement_tables; summary and shared selections: settlement_summary; charts:
 settlement_charts; report: settlement_markdown. This module writes them all.
@@ -26,6 +29,7 @@ import pyarrow.parquet as pq
 
 from engine.book.book import Book
 from engine.book.fixed import RATE_SCALE
+from engine.reports.html_report import document, markdown_html, run_info
 from engine.reports.settlement_charts import (
     CHART_INSTRUMENTS,
     CHART_LOSERS,
@@ -47,11 +51,12 @@ from engine.settlement.results import SettlementResult
 from engine.waterfall.profile import Profile
 
 INSTRUMENTS_IN_CHART = 15
-STATEMENTS, LEDGER, SUMMARY, REPORT = (
+STATEMENTS, LEDGER, SUMMARY, REPORT, REPORT_HTML = (
     "statements.parquet",
     "ledger.parquet",
     "summary.json",
     "report.md",
+    "report.html",
 )
 
 
@@ -84,8 +89,14 @@ def write_outputs(
     chart_losers(out / CHART_LOSERS, book, result, losers, currency)
     paths += [out / CHART_MARGIN, out / CHART_INSTRUMENTS, out / CHART_LOSERS]
     report_chosen = top_instruments(result, INSTRUMENTS_IN_REPORT)
+    markdown = report_markdown(book, result, summary, report_chosen, losers)
     path = out / REPORT
-    path.write_text(report_markdown(book, result, summary, report_chosen, losers))
+    path.write_text(markdown)
+    paths.append(path)
+    info = run_info(profile.name, source)
+    title = f"End-of-day settlement — {result.date}"
+    path = out / REPORT_HTML
+    path.write_text(document(title, info, [markdown_html(markdown, out)]))
     paths.append(path)
     summary["outputs"] = sorted(p.name for p in paths) + [SUMMARY]
     path = out / SUMMARY

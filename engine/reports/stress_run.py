@@ -10,15 +10,18 @@ Python API's) writes `events.parquet` (every waterfall event), `steps.parquet` (
 liquidations, fund, ADL), `prices.parquet` (path and mark per step and market),
 `accounts.parquet` (per account: opening and closing equity, loss;
 engine.reports.stress_accounts), the final book as `snapshot-final.arrow` and the charts
-(engine.reports.stress_charts). Reverse (the smallest move, uniform or along a direction,
-that exhausts the fund) writes `reverse_stress.parquet` and `reverse_stress.png`. Both write
-`summary.json` (engine.reports.stress_tables) with the run's metadata under `run` and its
-UTC start and end; every Parquet file carries the same metadata in its schema
-(engine.reports.run_info).
+(engine.reports.stress_charts, stress_map_charts). Reverse (the smallest move, uniform or
+along a direction, that exhausts the fund) writes `reverse_stress.parquet` and
+`reverse_stress.png` (engine.reports.stress_reverse_charts). Both write `summary.json`
+(engine.reports.stress_tables) with the run's metadata under `run` and its UTC start and
+end, and `report.html` (engine.reports.stress_report: the tables and charts in one page with
+the run's time, engine version, profile and inputs); every Parquet file carries the same
+metadata in its schema (engine.reports.run_info).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +41,17 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
-from engine.reports import simulation_tables, stress_accounts, stress_charts, stress_tables
+from engine.reports import (
+    simulation_tables,
+    stress_accounts,
+    stress_charts,
+    stress_map_charts,
+    stress_report,
+    stress_reverse_charts,
+    stress_tables,
+)
 from engine.reports.customers import customer_mask, fund_state, status_tally
+from engine.reports.html_report import RunInfo
 from engine.reports.run_info import input_digest, run_info, with_run_info
 from engine.reports.stress_accounts import Opening
 from engine.stress.reverse import StressPoint, reverse_stress
@@ -141,13 +153,26 @@ def run_forward(
 
 
 def stress_run_info(
-    scenario: Scenario, command: Sequence[str] | None, started: datetime | None = None
+    scenario: Scenario,
+    command: Sequence[str] | None,
+    started: datetime | None = None,
+    *,
+    accounts: int | None = None,
+    seed: int | None = None,
 ) -> dict[str, Any]:
     """The run's metadata (engine.reports.run_info): the scenario document's hash, and the
-    snapshot's when the book is one."""
+    snapshot's when the book is one, else the synthetic book's recipe (and its hash)."""
     inputs = {"scenario": {"source": scenario.source, "sha256": scenario.sha256}}
-    if scenario.book.snapshot is not None:
-        inputs["snapshot"] = input_digest(scenario.book.snapshot)
+    spec = scenario.book
+    if spec.snapshot is not None:
+        inputs["snapshot"] = input_digest(spec.snapshot)
+    else:
+        recipe = (
+            f"synthetic crash book: {accounts if accounts is not None else spec.accounts}"
+            f" accounts, seed {seed if seed is not None else spec.seed},"
+            f" long share {spec.long_share}"
+        )
+        inputs["book"] = {"source": recipe, "sha256": hashlib.sha256(recipe.encode()).hexdigest()}
     return run_info(profile=scenario.profile.name, inputs=inputs, command=command, started=started)
 
 
@@ -171,7 +196,7 @@ def execute(
     started = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     sized, factory = prepare(scenario, accounts, seed)
-    info = stress_run_info(sized, command)
+    info = stress_run_info(sized, command, accounts=accounts, seed=seed)
     summary: dict[str, Any] = {
         "scenario": sized.name,
         "out": str(out),
@@ -180,16 +205,24 @@ def execute(
         "end_utc": _utc_text(sized.at(sized.duration_s if forward else 0)),
     }
     written: list[Path] = []
+    shown: list[Any] = []  # what went to the screen, for report.html
     if forward:
-        summary["forward"] = _forward(sized, factory, out, written, progress_console, console, info)
+        summary["forward"] = _forward(
+            sized, factory, out, written, progress_console, console, info, shown
+        )
     if reverse is not None:
         summary["reverse"] = _reverse(
-            sized, factory, reverse, out, written, progress_console, console, info
+            sized, factory, reverse, out, written, progress_console, console, info, shown
         )
     summary["run_time_s"] = round(time.perf_counter() - started, 2)
     path = out / "summary.json"
     path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     written.append(path)
+    written.append(
+        stress_report.write(
+            out / stress_report.REPORT_HTML, sized, RunInfo.from_metadata(info), shown
+        )
+    )
     where = out.resolve()
     console.print(f"run time {summary['run_time_s']:.1f} s; wrote {len(written)} files to {where}")
     for item in written:
@@ -221,12 +254,13 @@ def _forward(
     progress_console: Console,
     console: Console,
     info: dict[str, Any],
+    shown: list[Any],
 ) -> dict[str, Any]:
     t0 = time.perf_counter()
     book = factory()
     built_s = time.perf_counter() - t0
     symbols = [m.symbol for m in scenario.markets]
-    levels = stress_charts.liquidation_levels(book, symbols, symbols[0])
+    levels = stress_map_charts.liquidation_levels(book, symbols, symbols[0])
     decimals = book.instruments.money_decimals
     times = scenario.times()
     liquidated = [0, 0]
@@ -261,11 +295,16 @@ def _forward(
         )
     )
     main = "BTCUSDT" if "BTCUSDT" in symbols else symbols[0]
+    start = stress_report.scenario_start(scenario)
     written.append(
-        stress_charts.price_liquidations(result, out / "price_liquidations.png", main=main)
+        stress_charts.price_liquidations(
+            result, out / "price_liquidations.png", main=main, start=start
+        )
     )
-    written.append(stress_charts.insurance_fund(result, out / "insurance_fund.png"))
-    written.append(stress_charts.liquidation_map(levels, out / "liquidation_map.png"))
+    written.append(stress_charts.insurance_fund(result, out / "insurance_fund.png", start=start))
+    written.append(
+        stress_map_charts.liquidation_map(levels, out / "liquidation_map.png", start=start)
+    )
     write_s = time.perf_counter() - t2
     status = book.sweep(with_initial_margin=False).status
     summary = stress_tables.forward_summary(
@@ -280,7 +319,9 @@ def _forward(
         "simulate": round(sim_s, 2),
         "write": round(write_s, 2),
     }
-    console.print(stress_tables.forward_table(result, summary))
+    table = stress_tables.forward_table(result, summary)
+    console.print(table)
+    shown += [table, *written[-3:]]
     return summary
 
 
@@ -293,6 +334,7 @@ def _reverse(
     progress_console: Console,
     console: Console,
     info: dict[str, Any],
+    shown: list[Any],
 ) -> dict[str, Any]:
     with _progress(progress_console) as progress:
         task = progress.add_task("reverse stress (bisection)", total=None, status="")
@@ -314,7 +356,11 @@ def _reverse(
     path = out / "reverse_stress.parquet"
     pq.write_table(with_run_info(stress_tables.points_table(result, decimals), info), path)
     written.append(path)
-    written.append(stress_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals))
+    written.append(
+        stress_reverse_charts.reverse_stress_curve(result, out / "reverse_stress.png", decimals)
+    )
     summary = stress_tables.reverse_summary(result, decimals)
-    console.print(stress_tables.reverse_table(result, decimals))
+    tables = stress_tables.reverse_table(result, decimals)
+    console.print(tables)
+    shown += [tables, written[-1]]
     return summary

@@ -30,6 +30,7 @@ FORWARD_FILES = {
     "insurance_fund.png",
     "liquidation_map.png",
     "summary.json",
+    "report.html",
 }
 REVERSE_FILES = {"reverse_stress.parquet", "reverse_stress.png"}
 
@@ -145,7 +146,7 @@ def test_stress_file_scenario_reverse_along_a_direction(tmp_path: Path) -> None:
     argv = [str(scenario), "--out", str(out), "--reverse", "--direction", "AAAUSDT=-1,BBBUSDT=-2"]
     argv += ["--tolerance", "0.02"]
     assert stress_cli.run(_args(stress_cli, argv)) == 0
-    assert {p.name for p in out.iterdir()} == REVERSE_FILES | {"summary.json"}
+    assert {p.name for p in out.iterdir()} == REVERSE_FILES | {"summary.json", "report.html"}
     summary = json.loads((out / "summary.json").read_text())["reverse"]
     assert summary["direction"] == {"AAAUSDT": "-1", "BBBUSDT": "-2"}
     assert summary["move_max"] == "0.495"  # 99% of the way down on the market falling twice as fast

@@ -45,6 +45,7 @@ def test_phases_in_order_and_the_outputs(tmp_path: Path) -> None:
         "ledger.parquet",
         "margin_ratio.png",
         "pnl_funding_by_instrument.png",
+        "report.html",
         "report.md",
         "statements.parquet",
         "summary.json",
@@ -60,6 +61,9 @@ def test_phases_in_order_and_the_outputs(tmp_path: Path) -> None:
         ({"profile": "no-such-profile"}, "invalid_profile"),
         ({"accounts": None}, "invalid_arguments"),
         ({"snapshot": Path("book.arrow")}, "invalid_arguments"),
+        ({"insurance_fund": "-1"}, "invalid_amount"),
+        ({"insurance_fund": "0.00001"}, "invalid_amount"),  # below the money grid (10^-4)
+        ({"insurance_fund": "lots"}, "invalid_amount"),
     ],
 )
 def test_refused_before_anything_is_written(
@@ -70,3 +74,52 @@ def test_refused_before_anything_is_written(
         run_settlement_batch(_job(d, tmp_path / "out", **changes))
     assert excinfo.value.reason == reason
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_insurance_fund_opens_the_fund_of_a_book_from_files(tmp_path: Path) -> None:
+    d = write_example_files(tmp_path / "in")
+    outcome = run_settlement_batch(_job(d, tmp_path / "out", insurance_fund="1000.5"))
+    waterfall = outcome.result.waterfall
+    assert waterfall.fund_equity_before == 10_005_000  # 1000.5 USDT at 10^-4
+    assert waterfall.fund_equity_after >= waterfall.fund_equity_before - waterfall.insurance_paid
+    assert all(outcome.result.checks.values())
+    assert "1,000.50 USDT →" in (tmp_path / "out" / "report.md").read_text()
+    empty = run_settlement_batch(_job(d, tmp_path / "empty"))
+    assert empty.result.waterfall.fund_equity_before == 0
+
+
+def test_insurance_fund_is_refused_with_a_snapshot(tmp_path: Path) -> None:
+    d = write_example_files(tmp_path / "in")
+    first = run_settlement_batch(_job(d, tmp_path / "day1"))
+    job = _job(
+        d,
+        tmp_path / "day2",
+        date="2025-10-12",
+        snapshot=first.snapshot,
+        instruments=None,
+        accounts=None,
+        positions=None,
+        insurance_fund="10",
+    )
+    with pytest.raises(Rejected) as excinfo:
+        run_settlement_batch(job)
+    assert excinfo.value.reason == "invalid_arguments" and "snapshot" in str(excinfo.value)
+
+
+def test_settle_command_takes_insurance_fund(tmp_path: Path) -> None:
+    import argparse
+
+    from engine.cli import settle as settle_cli
+
+    d = write_example_files(tmp_path / "in")
+    parser = argparse.ArgumentParser()
+    settle_cli.add_arguments(parser)
+    args = parser.parse_args(
+        [
+            *("--instruments", str(d / "instruments.json"), "--accounts", str(d / "accounts.csv")),
+            *("--positions", str(d / "positions.csv"), "--prices", str(d / "prices.csv")),
+            *("--date", "2025-10-11", "--out", str(tmp_path / "out"), "--insurance-fund", "250"),
+        ]
+    )
+    assert settle_cli.run(args) == 0
+    assert "250.00 USDT →" in (tmp_path / "out" / "report.md").read_text()
