@@ -218,10 +218,7 @@ def decimal_column(table: pa.Table, column: Column, grid: Grid) -> np.ndarray:
     """
     raw = combined(table, column.name)
     from_float = pa.types.is_floating(raw.type)
-    if from_float:
-        array = snap_floats(raw, grid)
-    else:
-        array = as_text(raw, column, "decimal numbers")
+    array = snap_floats(raw, grid) if from_float else as_text(raw, column, "decimal numbers")
     end = _first_null(array)
     refusal = (
         column.reject(RejectReason.MISSING_VALUE, end, "missing value")
