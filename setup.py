@@ -1,7 +1,8 @@
 """Declares the native extensions: the engine's C99 kernels in csrc/ behind Cython bindings
 (engine._native._kernels), and the benchmark's bandwidth baseline in bench/csrc/
 (bench._read_baseline), which is built into the source tree only (`pip install -e .` or
-`setup.py build_ext --inplace`), never into a wheel of the engine.
+`setup.py build_ext --inplace`), never into a wheel of the engine, and is not in the sdist
+(MANIFEST.in lists what the sdist carries: csrc/, the .pyx and .pxd, the data).
 
 CLEARING_DEBUG=1 builds with Cython's bounds and wraparound checks on, the kernels'
 precondition asserts on (csrc/kernel_assert.h) and -O1 -g, for the kernel tests in CI. CLEARING_MARCH=native (or any -march value) opts in to CPU-specific code.
@@ -61,13 +62,16 @@ extensions = [
         extra_link_args=omp,
         define_macros=macros,
     ),
-    Extension(
-        "bench._read_baseline",
-        sources=["bench/_read_baseline.pyx", "bench/csrc/read_bandwidth.c"],
-        include_dirs=["bench/csrc"],
-        extra_compile_args=compile_args,
-    ),
 ]
+if Path("bench/_read_baseline.pyx").is_file():  # a checkout, not an sdist
+    extensions.append(
+        Extension(
+            "bench._read_baseline",
+            sources=["bench/_read_baseline.pyx", "bench/csrc/read_bandwidth.c"],
+            include_dirs=["bench/csrc"],
+            extra_compile_args=compile_args,
+        )
+    )
 
 
 class BuildExt(build_ext):

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine._version import __version__
+
 _API = frozenset(
     {
         "Book",
@@ -40,3 +42,6 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | _API)
+
+
+__all__ = ["__version__", *sorted(_API)]

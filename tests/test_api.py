@@ -89,7 +89,7 @@ def test_liquidation_prices_are_the_risk_reports() -> None:
 
 
 def test_liquidate_returns_what_the_cli_writes(tmp_path: Path) -> None:
-    assert liquidate_cli(_args(tmp_path, "--insurance-fund=8750")) == 0
+    assert liquidate_cli(_args(tmp_path, "--insurance-fund=8750")).status == 0
     (tmp_path / "api").mkdir()
     inputs = _inputs(tmp_path / "api")
     book = engine.load_book(

@@ -12,7 +12,8 @@ import argparse
 from fractions import Fraction
 from pathlib import Path
 
-from engine.cli.exit_codes import EXIT_OK
+from engine.cli.inputs import out_directory
+from engine.cli.outcome import Outcome
 from engine.reports.stress_run import ReverseOptions, execute
 from engine.stress.scenario import load_scenario
 
@@ -29,7 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the full-size book (1.6 million accounts; minutes, not seconds)",
     )
     parser.add_argument(
-        "--out", type=Path, default=OUT_DEFAULT, help=f"output directory (default {OUT_DEFAULT})"
+        "--out",
+        type=out_directory,
+        default=OUT_DEFAULT,
+        help=f"output directory (default {OUT_DEFAULT})",
     )
     parser.add_argument(
         "--accounts",
@@ -39,9 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-reverse", action="store_true", help="skip the reverse stress test")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     scenario = load_scenario(SCENARIO)
     accounts = args.accounts or (scenario.book.accounts if args.full else DEMO_ACCOUNTS)
     reverse = None if args.no_reverse else ReverseOptions(None, DEMO_TOLERANCE)
-    execute(scenario, args.out, accounts=accounts, reverse=reverse)
-    return EXIT_OK
+    # The --json result is the run's summary.json.
+    return Outcome(execute(scenario, args.out, accounts=accounts, reverse=reverse))

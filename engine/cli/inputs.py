@@ -7,6 +7,39 @@ import argparse
 from pathlib import Path
 
 from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
+from engine.waterfall.profile import PROFILES_DIR
+
+
+def shipped_profiles() -> list[str]:
+    return sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+
+
+def profile_argument(text: str) -> str:
+    """`--profile`: an existing TOML file, or the name of a shipped profile (checked while the
+    command line is parsed, so a typo is a usage error that lists the shipped names)."""
+    path = Path(text)
+    if path.is_file() or (PROFILES_DIR / f"{text}.toml").is_file():
+        return text
+    where = "no such file" if path.suffix == ".toml" or "/" in text else "not a shipped profile"
+    raise argparse.ArgumentTypeError(
+        f"{text!r}: {where}; shipped profiles: {', '.join(shipped_profiles())}"
+        " (or give a TOML file)"
+    )
+
+
+def profile_path(text: str) -> Path:
+    """`--profile` as a file: a shipped name becomes the shipped file."""
+    checked = profile_argument(text)
+    path = Path(checked)
+    return path if path.is_file() else PROFILES_DIR / f"{checked}.toml"
+
+
+def out_directory(text: str) -> Path:
+    """An output directory: may not exist yet, but must not be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is an existing file, not a directory")
+    return path
 
 
 def add_book_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -21,7 +54,9 @@ def add_book_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 
 
 def add_out_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument(
+        "--out", required=True, type=out_directory, help="output directory (created if missing)"
+    )
 
 
 def add_marks_and_out_arguments(parser: argparse.ArgumentParser) -> None:

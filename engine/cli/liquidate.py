@@ -18,18 +18,20 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
-from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
     add_warning_level_argument,
+    profile_path,
     warning_rate,
 )
+from engine.cli.outcome import Outcome
 from engine.reports.liquidation_report import liquidation_tick
 from engine.waterfall.events import EVENT_KINDS, WaterfallResult
 from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError
@@ -40,9 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_marks_and_out_arguments(parser)
     parser.add_argument(
         "--profile",
-        type=Path,
+        type=profile_path,
         default=PROFILES_DIR / f"{DEFAULT_PROFILE}.toml",
-        help=f"waterfall rules, TOML (default: the shipped {DEFAULT_PROFILE})",
+        help=f"waterfall rules: a TOML file or a shipped name (default {DEFAULT_PROFILE})",
     )
     parser.add_argument(
         "--insurance-fund",
@@ -52,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_warning_level_argument(parser, None)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     started = time.perf_counter()
     try:
         profile = Profile.load(args.profile)
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     # The load stage counts from the start: the profile and instruments were read here.
     load_s, waterfall_s, report_s, write_s = tick.seconds
     seconds = (arguments_s + load_s, waterfall_s, report_s, write_s)
-    _print_summary(
+    result = _print_summary(
         tick.book.instruments.money_decimals, tick.result, tick.closed, seconds, tick.paths
     )
     money = tick.book.instruments.money_decimals
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(f"fund account        {tick.fund.text(money)}", file=sys.stderr)
-    return EXIT_OK
+    result["customers"] = tick.customers.customers
+    return Outcome(result)
 
 
 def _print_summary(
@@ -102,18 +105,21 @@ def _print_summary(
     closed: bool,
     seconds: tuple[float, float, float, float],
     paths: list[Path],
-) -> None:
+) -> dict[str, Any]:
+    """Prints the summary on stderr; returns it as the --json result (docs/cli.md)."""
     cols = result.log.columns()
 
     def units(value: int) -> str:
         return format_units(value, money)
 
     lines = []
+    actions: dict[str, dict[str, Any]] = {}
     for code, kind in enumerate(EVENT_KINDS):
         mine = cols["kind"] == code
         count = int(mine.sum())
         if count:
             moved = sum(cols["amount"][mine].tolist())
+            actions[kind] = {"count": count, "amount": units(moved)}
             lines.append(f"{kind:<17} {count:>10,} actions, amount {units(moved)}")
     if not lines:
         lines.append("no account breached: nothing to do")
@@ -133,3 +139,24 @@ def _print_summary(
     ]
     lines += [f"wrote {path}" for path in paths]
     print("\n".join(lines), file=sys.stderr)
+    load_s, waterfall_s, report_s, write_s = seconds
+    return {
+        "actions": actions,
+        "accounts_liquidated": result.accounts_liquidated,
+        "fund": {
+            "balance_before": units(result.fund_balance_before),
+            "balance_after": units(result.fund_balance_after),
+            "equity_before": units(result.fund_equity_before),
+            "equity_after": units(result.fund_equity_after),
+        },
+        "adl": {
+            "shortfall": units(result.adl_shortfall),
+            "taken": units(result.adl_amount),
+            "overshoot": units(result.adl_overshoot),
+        },
+        "socialized_loss": units(result.socialized_amount),
+        "unallocated_loss": units(result.unallocated_loss),
+        "open_interest_checked": closed,
+        "seconds": {"load": load_s, "waterfall": waterfall_s, "report": report_s, "write": write_s},
+        "files": [str(path) for path in paths],
+    }

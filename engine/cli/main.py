@@ -1,10 +1,12 @@
 """The `clearing` command.
 
 Each subcommand is a `Command`: a name, a function that adds its arguments to its own
-subparser, and a function that runs it and returns the exit status. A new subcommand lives
-in its own module and is added to COMMANDS; main() owns the shared error handling, so an
-expected failure (bad input, missing file) is one line `error: ...` and exit status 2
-(engine.cli.exit_codes), never a traceback.
+subparser, and a function that runs it and returns an Outcome (exit status and the result
+of its --json document, engine.cli.outcome). A new subcommand lives in its own module and is
+added to COMMANDS; main() owns the shared error handling, so an expected failure is one line
+`error: ...` and an exit status of engine.cli.exit_codes (2 usage, 3 rejected input,
+1 runtime failure such as an unreachable broker), never a traceback. With --json, the human
+output goes to stderr and one JSON document to stdout, failures included.
 """
 
 from __future__ import annotations
@@ -14,9 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from engine.book.errors import Rejected
-from engine.book.fixed import FixedPointError
-from engine.book.instruments import InstrumentError
+from engine._version import __version__
 from engine.cli import demo as demo_cli
 from engine.cli import inspect as inspect_cli
 from engine.cli import liquidate as liquidate_cli
@@ -24,7 +24,9 @@ from engine.cli import risk as risk_cli
 from engine.cli import serve as serve_cli
 from engine.cli import settle as settle_cli
 from engine.cli import stress as stress_cli
-from engine.cli.exit_codes import EXIT_INPUT
+from engine.cli.exit_codes import EXIT_USAGE
+from engine.cli.handling import Parser, UsageError, add_json_argument, execute, fail
+from engine.cli.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class Command:
     name: str
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
-    run: Callable[[argparse.Namespace], int]
+    run: Callable[[argparse.Namespace], Outcome]
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -83,29 +85,26 @@ COMMANDS: tuple[Command, ...] = (
 
 # ----- entry point -----------------------------------------------------------------------
 def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clearing", description=__doc__.splitlines()[0])
+    parser = Parser(prog="clearing", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"clearing {__version__}")
+    add_json_argument(parser, False)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in commands:
-        command.add_arguments(sub.add_parser(command.name, help=command.help))
+        child = sub.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(child)
+        add_json_argument(child, argparse.SUPPRESS)  # `clearing --json X` or `clearing X --json`
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    command = next(c for c in COMMANDS if c.name == args.command)
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        return command.run(args)
-    except Rejected as exc:
-        return _fail(exc.detail)
-    except (InstrumentError, FixedPointError, OverflowError) as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
-
-
-def _fail(message: str) -> int:
-    print(f"error: {message}", file=sys.stderr)
-    return EXIT_INPUT
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        name = next((a for a in argv if a in {c.name for c in COMMANDS}), None)
+        return fail(name, EXIT_USAGE, "usage", str(exc), "--json" in argv)
+    command = next(c for c in COMMANDS if c.name == args.command)
+    return execute(command.name, command.run, args)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from engine.book.book import Book
 from engine.book.fixed import format_units
-from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
     add_warning_level_argument,
     warning_rate,
 )
+from engine.cli.outcome import Outcome
 from engine.reports.customers import StatusTally
 from engine.reports.risk_report import write_risk_report
 
@@ -35,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_warning_level_argument(parser, WARNING_LEVEL_DEFAULT)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     report = write_risk_report(
         args.instruments,
         args.accounts,
@@ -44,8 +45,11 @@ def run(args: argparse.Namespace) -> int:
         args.out,
         warning_rate=warning_rate(args.warning_level),
     )
-    _print_summary(report.book, report.n_positions, report.paths, report.seconds, report.customers)
-    return EXIT_OK
+    return Outcome(
+        _print_summary(
+            report.book, report.n_positions, report.paths, report.seconds, report.customers
+        )
+    )
 
 
 def _print_summary(
@@ -54,7 +58,8 @@ def _print_summary(
     paths: Sequence[Path],
     seconds: tuple[float, float, float],
     customers: StatusTally,
-) -> None:
+) -> dict[str, Any]:
+    """Prints the summary on stderr; returns it as the --json result (docs/cli.md)."""
     # A second sweep costs milliseconds and keeps risk_tables' signature plain.
     risk = book.sweep(with_initial_margin=False)
     money = book.instruments.money_decimals
@@ -74,3 +79,12 @@ def _print_summary(
     console.print(f"load {load_s:.2f} s, risk {compute_s:.2f} s, write {write_s:.2f} s")
     for path in paths:
         console.print(f"wrote {path}")
+    return {
+        "customers": customers.customers,
+        "positions": n_positions,
+        "by_status": dict(customers.by_status),
+        "total_equity": format_units(equity, money),
+        "total_maintenance_margin": format_units(maintenance, money),
+        "seconds": {"load": load_s, "risk": compute_s, "write": write_s},
+        "files": [str(path) for path in paths],
+    }

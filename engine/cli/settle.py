@@ -36,7 +36,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from engine.book.fixed import format_units
-from engine.cli.exit_codes import EXIT_OK
+from engine.cli.inputs import out_directory, profile_argument
+from engine.cli.outcome import Outcome
 from engine.reports.settlement_batch import (
     PHASES,
     SNAPSHOT_NAME,
@@ -66,10 +67,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fees", type=Path, help="account_id, fee (accrued trading fees)")
     parser.add_argument("--date", required=True, help="settlement date, YYYY-MM-DD")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
+    parser.add_argument("--out", required=True, type=out_directory, help="output directory")
     parser.add_argument(
         "--profile",
         default=DEFAULT_PROFILE,
+        type=profile_argument,
         help=f"waterfall profile: a TOML file or a shipped name (default {DEFAULT_PROFILE})",
     )
     parser.add_argument("--currency", default=CURRENCY_DEFAULT, help="label for the report")
@@ -112,7 +114,7 @@ def progress_bar(enabled: bool, console: Console) -> Iterator[Phase]:
         bar.update(task, completed=len(PHASES))
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
     job = SettlementJob(
         date=args.date,
         prices=args.prices,
@@ -155,4 +157,21 @@ def run(args: argparse.Namespace) -> int:
     )
     names = ", ".join(sorted(p.name for p in outcome.paths))
     console.print(f"wrote {Path(args.out)}/ ({names}, {SNAPSHOT_NAME})")
-    return EXIT_OK
+    return Outcome(
+        {
+            "date": str(result.date),
+            "accounts": book.n_accounts,
+            "accounts_liquidated": result.waterfall.accounts_liquidated,
+            "accounts_left_negative": len(result.negative_rows),
+            "funding_paid": format_units(sum(t.funding_paid.tolist()), md),
+            "funding_to_pool": format_units(sum(t.funding_to_pool.tolist()), md),
+            "checks": {name: bool(ok) for name, ok in result.checks.items()},
+            "seconds": {
+                "load": outcome.load_s,
+                "settle": outcome.settle_s,
+                "write": outcome.write_s,
+            },
+            "out": str(args.out),
+            "files": sorted([*(p.name for p in outcome.paths), SNAPSHOT_NAME]),
+        }
+    )

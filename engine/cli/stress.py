@@ -9,13 +9,14 @@ arguments and turns a malformed scenario, direction or tolerance into a rejectio
 from __future__ import annotations
 
 import argparse
+import shutil
 from fractions import Fraction
 
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, parse_decimal
 from engine.book.reasons import RejectReason
-from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import add_out_argument
+from engine.cli.outcome import Outcome
 from engine.reports.stress_run import ReverseOptions, execute
 from engine.stress.scenario import load_scenario
 from engine.stress.scenario_model import Scenario, ScenarioError
@@ -46,18 +47,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> Outcome:
+    """Everything is checked before the output folder is made; if the run still fails, a
+    folder it made is removed again (one that existed is left as it was)."""
     scenario = _load(args.scenario)
     reverse = _reverse_options(args.direction, args.tolerance) if args.reverse else None
-    execute(
-        scenario,
-        args.out,
-        accounts=args.accounts,
-        seed=args.seed,
-        reverse=reverse,
-        forward=reverse is None,
-    )
-    return EXIT_OK
+    if reverse is not None and reverse.direction is not None:
+        markets = [m.symbol for m in scenario.markets]
+        unknown = sorted(set(reverse.direction) - set(markets))
+        if unknown:
+            raise Rejected(
+                RejectReason.INVALID_DIRECTION,
+                f"--direction: {unknown[0]!r} is not a market of the scenario"
+                f" (markets: {', '.join(markets)})",
+            )
+        if not any(reverse.direction.values()):
+            raise Rejected(RejectReason.INVALID_DIRECTION, "--direction: every weight is zero")
+    made = not args.out.exists()
+    try:
+        summary = execute(
+            scenario,
+            args.out,
+            accounts=args.accounts,
+            seed=args.seed,
+            reverse=reverse,
+            forward=reverse is None,
+        )
+    except BaseException:
+        if made and args.out.is_dir():
+            shutil.rmtree(args.out)
+        raise
+    # The --json result is the run's summary.json.
+    return Outcome(summary)
 
 
 def _load(source: str) -> Scenario:

@@ -3,8 +3,15 @@
 Decimal columns become integers on their grid without a per-row Python loop: the text is
 cast to decimal128 at the finest scale of the grid, the unscaled 128-bit integers are read
 from the array's buffer, must fit int64 at that scale, and must be multiples of the row's
-step (a 0.5 tick at one decimal is a step of 5). A float column (Parquet) is taken at its
-shortest round-trip decimal form (pyarrow's float64 -> string cast), then parsed like text.
+step (a 0.5 tick at one decimal is a step of 5).
+
+A float column (Parquet, or a pandas DataFrame) holds binary approximations: 0.1 + 0.2 is
+0.30000000000000004. Each float within FLOAT_TOLERANCE of a grid value is taken as that
+value: within FLOAT_RELATIVE_TOLERANCE (1e-9) of it relative to its size (at least one
+step), and never more than FLOAT_STEP_TOLERANCE (a thousandth) of a step away, so the grid
+value meant is never in doubt. Any other float is refused with the distance and the fix
+(round the column to the grid, or write the decimals as text or decimal128). Exact text and
+decimal columns are never rounded.
 
 Every refusal is a Rejected whose message names the file, the 1-based data row (the header
 is not counted) and the column (a `Column`); within a column it is the first bad row. Only
@@ -45,6 +52,8 @@ UNITS_SCREEN_MAX = 1e20  # above INT64_MAX units with room for the float's error
 _DECIMAL_TEXT = re.compile(_DECIMAL_SYNTAX)
 _NUMBER_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 _INTEGER_TEXT = re.compile(r"-?[0-9]+")
+FLOAT_RELATIVE_TOLERANCE = 1e-9
+FLOAT_STEP_TOLERANCE = 1e-3
 _NOT_FINITE = {"nan", "-nan", "+nan", "inf", "-inf", "+inf", "infinity", "-infinity", "+infinity"}
 
 
@@ -168,13 +177,48 @@ def int_column(table: pa.Table, column: Column, *, missing: int | None = None) -
     return np.asarray(values, dtype=np.int64)
 
 
+def snap_floats(array: pa.Array, grid: Grid) -> pa.Array:
+    """A float column as text, each value within the float tolerance of a grid value
+    replaced by that value's exact text (`units`e-`decimals`); others keep their shortest
+    round-trip text, which the grid check then refuses (explained by `_explain`)."""
+    text = array.cast(pa.string())
+    values = array.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    step_units = grid.step_units()
+    per_row = step_units[0] if grid.group is None else step_units[grid.group[: len(values)]]
+    scale = 10.0**grid.decimals
+    with np.errstate(invalid="ignore", over="ignore"):
+        step = per_row / scale
+        steps = np.rint(values / step)
+        nearest = steps * step
+        tolerance = np.minimum(
+            FLOAT_RELATIVE_TOLERANCE * np.maximum(np.abs(nearest), step),
+            FLOAT_STEP_TOLERANCE * step,
+        )
+        units = steps * per_row
+        snap = (
+            np.isfinite(values)
+            & (np.abs(values - nearest) <= tolerance)
+            & (np.abs(units) < 2.0**62)
+        )
+    if not snap.any():
+        return text
+    exact = np.where(snap, units, 0).astype(np.int64)
+    snapped = pc.binary_join_element_wise(
+        pa.array(exact).cast(pa.string()), f"e-{grid.decimals}", ""
+    )
+    mask = pa.array(snap) if array.null_count == 0 else pc.and_(pa.array(snap), array.is_valid())
+    return pc.if_else(mask, snapped, text)
+
+
 def decimal_column(table: pa.Table, column: Column, grid: Grid) -> np.ndarray:
     """Exact integers (multiples of the row's step) of a decimal column, vectorized.
 
     A null or a value that does not parse ends the checked prefix; the rows before it are
     still checked for range and grid, so the refusal names the first bad row either way.
     """
-    array = as_text(combined(table, column.name), column, "decimal numbers")
+    raw = combined(table, column.name)
+    from_float = pa.types.is_floating(raw.type)
+    array = snap_floats(raw, grid) if from_float else as_text(raw, column, "decimal numbers")
     end = _first_null(array)
     refusal = (
         column.reject(RejectReason.MISSING_VALUE, end, "missing value")
@@ -194,7 +238,7 @@ def decimal_column(table: pa.Table, column: Column, grid: Grid) -> np.ndarray:
     row = first_row(~screened)
     if row is not None:
         end = row
-        refusal = _explain(column, grid, end, _text_at(head, end))
+        refusal = _explain(column, grid, end, _text_at(head, end), from_float)
         head = head.slice(0, end)
     zero = approx[:end] == 0
     if zero.any():
@@ -206,7 +250,7 @@ def decimal_column(table: pa.Table, column: Column, grid: Grid) -> np.ndarray:
     except pa.ArrowInvalid:
         # Only "would lose data" is left: more decimal places than the grid has.
         end = _first_cast_failure(head, target)
-        refusal = _explain(column, grid, end, _text_at(head, end))
+        refusal = _explain(column, grid, end, _text_at(head, end), from_float)
         head = head.slice(0, end)
         exact = head.cast(target)
     words = np.frombuffer(exact.buffers()[1], dtype=np.int64)
@@ -220,13 +264,13 @@ def decimal_column(table: pa.Table, column: Column, grid: Grid) -> np.ndarray:
     bad |= low % step_per_row != 0
     row = first_row(bad)
     if row is not None:
-        raise _explain(column, grid, row, _text_at(head, row))
+        raise _explain(column, grid, row, _text_at(head, row), from_float)
     if refusal is not None:
         raise refusal
     return low // step_per_row
 
 
-def _explain(column: Column, grid: Grid, row: int, text: str) -> Rejected:
+def _explain(column: Column, grid: Grid, row: int, text: str, from_float: bool = False) -> Rejected:
     """Why one value is refused (error path only)."""
     if text.lower() in _NOT_FINITE:
         return column.reject(RejectReason.INVALID_VALUE, row, f"{text!r} is not finite")
@@ -246,11 +290,20 @@ def _explain(column: Column, grid: Grid, row: int, text: str) -> Rejected:
     g = grid.group_of(row)
     units = Fraction(value) / Fraction(grid.steps[g])
     if units.denominator != 1:
-        return column.reject(
-            RejectReason.OFF_GRID,
-            row,
-            f"{text} is not a multiple of the {grid.labels[g]} {grid.steps[g]}",
-        )
+        problem = f"{text} is not a multiple of the {grid.labels[g]} {grid.steps[g]}"
+        if from_float:
+            places = decimals_of(grid.steps[g])
+            nearest = round(units) * grid.steps[g]
+            off = abs(units - round(units))
+            problem += (
+                f" (a float column: {float(off):.3g} of a step from {nearest:.{places}f};"
+                " floats are rounded to the grid only within"
+                f" {FLOAT_RELATIVE_TOLERANCE:g} relative and {FLOAT_STEP_TOLERANCE:g} of a step."
+                f" Round the column to {places} places, e.g."
+                f" df[{column.name!r}].round({places}), if that is what it"
+                " means, or write it as text or decimal128)"
+            )
+        return column.reject(RejectReason.OFF_GRID, row, problem)
     return column.reject(RejectReason.OUT_OF_RANGE, row, f"{text} is out of range")
 
 

@@ -19,21 +19,19 @@ import json
 import sys
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
-DISTRIBUTION = "clearing-engine"
+from engine._version import DISTRIBUTION, __version__
+
 METADATA_KEY = b"clearing.run"
 
 
 def engine_version() -> str:
-    try:
-        return metadata.version(DISTRIBUTION)
-    except metadata.PackageNotFoundError:  # a source tree that was never installed
-        return "unknown"
+    """The engine's version (engine._version: the installed package's metadata)."""
+    return __version__
 
 
 def input_digest(source: str | Path | bytes | pa.Table) -> dict[str, str]:

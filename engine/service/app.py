@@ -11,15 +11,23 @@ it skipped) or opens a fresh book with the insurance fund, seeks the source to t
 snapshot's offsets and replays the journaled ticks after it; it writes snapshots every
 `snapshot_interval_s` seconds or `snapshot_every_ticks` ticks, and on a clean shutdown
 (SIGINT / SIGTERM, end of input, `max_ticks`, `exit_when_idle`, `stop()`).
+
+Time is an input to the core: the service is given a monotonic clock here, so the sweep and
+waterfall timings it reports are real. A broker that cannot be reached fails within
+CONNECT_TIMEOUT_S with `Unavailable`, before any client is made. Logs go through `logging`
+(logger "engine.service"); `clearing serve` sets the format and level.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import signal
-import sys
+import socket
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,7 +37,7 @@ from engine.book.errors import Rejected
 from engine.book.fixed import parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
-from engine.service import kafka_common
+from engine.service import kafka_common, kafka_security
 from engine.service.driver import RunResult, run
 from engine.service.files_adapter import (
     FileJournal,
@@ -42,7 +50,7 @@ from engine.service.files_adapter import (
 )
 from engine.service.kafka_batches import LINGER_MS_DEFAULT
 from engine.service.kafka_python import GROUP_SETTLE_S_DEFAULT, AssignmentChanged, KafkaJournal
-from engine.service.metrics import ServiceMetrics
+from engine.service.metrics import HOST_DEFAULT, ServiceMetrics
 from engine.service.snapshots import KEEP_DEFAULT, Snapshotter, restore
 from engine.service.state import ServiceConfig
 from engine.service.tick import Service
@@ -51,7 +59,15 @@ from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import PROFILES_DIR, Profile, ProfileError
 
 DEFAULT_INSTRUMENTS = Path(__file__).resolve().parent.parent / "data" / "instruments.json"
-EXIT_ASSIGNMENT_CHANGED = 3
+EXIT_ASSIGNMENT_CHANGED = 4  # engine.cli.exit_codes lists every exit status
+CONNECT_TIMEOUT_S = 5.0
+logger = logging.getLogger("engine.service")
+
+
+class Unavailable(RuntimeError):
+    """Something the service needs outside its input (the Kafka broker) cannot be reached."""
+
+
 SYNTHETIC_INSTRUMENTS = 20
 EMBEDDED_BATCH_RECORDS_DEFAULT = 1000
 
@@ -69,6 +85,9 @@ class ServeConfig:
     group: str | None = None  # consumer group sharing the account-events partitions
     linger_ms: int = LINGER_MS_DEFAULT
     group_settle_s: float = GROUP_SETTLE_S_DEFAULT
+    # TLS / SASL settings by their librdkafka names (engine.service.kafka_security), passed to
+    # every Kafka client, both backends.
+    kafka_settings: dict[str, str] = field(default_factory=dict)
     # Engine: a shipped profile name or a TOML path; the fund's deposit on a fresh start
     # (decimal text, parsed only when a fresh book is opened).
     profile: str = "binance-like"
@@ -81,7 +100,8 @@ class ServeConfig:
     snapshot_every_ticks: int = 0  # 0: off
     snapshots_keep: int = KEEP_DEFAULT
     # Operation.
-    metrics_port: int | None = None  # Prometheus /metrics (0: any free port)
+    metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz (0: any free)
+    metrics_host: str = HOST_DEFAULT  # the address they bind to (0.0.0.0: every interface)
     status_every_s: float = 5.0
     max_ticks: int | None = None
     exit_when_idle: bool = False
@@ -107,7 +127,10 @@ def load_profile(text: str) -> Profile:
     if path.suffix == ".toml" or path.exists():
         return Profile.load(path)
     if not (PROFILES_DIR / f"{text}.toml").is_file():
-        raise ProfileError(f"no shipped profile {text!r} and no file {text}")
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise ProfileError(
+            f"--profile: no shipped profile {text!r} and no file {text}; shipped: {known}"
+        )
     return Profile.shipped(text)
 
 
@@ -126,18 +149,61 @@ def fresh_book(config: ServeConfig, profile: Profile) -> Book:
     return book
 
 
-def open_service(config: ServeConfig, profile: Profile, log: Callable[[str], None]) -> Service:
-    """The service as of the newest valid snapshot, or on a fresh book."""
+def snapshot_extra(path: Path) -> dict[str, Any]:
+    """The metadata its writer stored in a snapshot (the schema only: no checksum check)."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+
+    with pa.memory_map(str(path)) as source:
+        schema = ipc.open_file(source).schema
+    raw = {k.decode(): v.decode() for k, v in (schema.metadata or {}).items()}
+    extra = json.loads(raw.get("extra", "{}"))
+    return extra if isinstance(extra, dict) else {}
+
+
+def open_service(
+    config: ServeConfig,
+    profile: Profile,
+    log: Callable[[str], None],
+    metrics: ServiceMetrics | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> Service:
+    """The service as of the newest valid snapshot (its counters into `metrics`), or on a
+    fresh book."""
     service = None
     if config.snapshot_dir is not None:
-        service, recovery = restore(config.snapshot_dir, profile, config.service)
+        service, recovery = restore(config.snapshot_dir, profile, config.service, clock=clock)
         for reason in recovery.skipped:
             log(f"snapshot skipped: {reason}")
         if recovery.path is not None:
             log(f"restored {recovery.path} (tick {service.state.tick if service else '?'})")
+            if metrics is not None:
+                metrics.restore_counters(snapshot_extra(recovery.path).get("metrics_counters"))
     if service is None:
-        service = Service(fresh_book(config, profile), profile, config.service)
+        service = Service(fresh_book(config, profile), profile, config.service, clock=clock)
     return service
+
+
+def check_reachable(bootstrap: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Unavailable unless some bootstrap server accepts a TCP connection within timeout_s
+    (the Kafka clients would otherwise retry for 30 s or more before saying anything)."""
+    problems = []
+    for server in (s.strip() for s in bootstrap.split(",") if s.strip()):
+        host, sep, port = server.rpartition(":")
+        if not sep or not port.isdigit():
+            raise Rejected(
+                RejectReason.INVALID_INPUT,
+                f"--bootstrap-servers: expected HOST:PORT[,HOST:PORT...], got {server!r}",
+            )
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return
+        except OSError as exc:
+            problems.append(f"{server}: {exc.strerror or exc}")
+    raise Unavailable(
+        f"cannot reach the Kafka broker ({'; '.join(problems) or 'no server given'});"
+        " is it running, and are --bootstrap-servers (CLEARING_BOOTSTRAP_SERVERS) right?"
+    )
 
 
 def open_kafka(
@@ -145,25 +211,51 @@ def open_kafka(
 ) -> tuple[Any, Any, Any]:
     """Source, sink and journal on the broker; the source seeks to the service's offsets."""
     assert config.bootstrap_servers is not None
+    bootstrap = config.bootstrap_servers
+    security = kafka_security.check(config.kafka_settings)
+    if security:
+        log(f"Kafka security settings: {kafka_security.redacted(security)}")
+    check_reachable(bootstrap)
+    try:
+        return _kafka_clients(config, service, log, security)
+    except Exception as exc:
+        if type(exc).__module__.split(".")[0] in ("kafka", "confluent_kafka", "cimpl"):
+            raise Unavailable(f"Kafka at {bootstrap}: {type(exc).__name__}: {exc}") from exc
+        raise
+
+
+def _kafka_clients(
+    config: ServeConfig, service: Service, log: Callable[[str], None], security: dict[str, str]
+) -> tuple[Any, Any, Any]:
+    assert config.bootstrap_servers is not None
     bootstrap, topics, shard = config.bootstrap_servers, config.service.topics, config.service.shard
     if config.create_topics:
         partitions = {name: 1 for name in (topics.prices, *topics.outputs())}
         partitions[topics.account_events] = config.create_topics
-        kafka_common.create_topics(bootstrap, partitions)
-    kafka_common.create_topics(bootstrap, {topics.journal: 1})
+        kafka_common.create_topics(bootstrap, partitions, security)
+    kafka_common.create_topics(bootstrap, {topics.journal: 1}, security)
     options: dict[str, Any] = {"offsets": service.state.offsets, "group": config.group}
     if config.batch_records:
         options["batch_records"] = config.batch_records
     options["settle_s"] = config.group_settle_s
     options["client_id"] = f"clearing-{shard}"
     source = kafka_common.make_source(
-        config.backend, bootstrap, topics.prices, topics.account_events, **options
+        config.backend,
+        bootstrap,
+        topics.prices,
+        topics.account_events,
+        security=security,
+        **options,
     )
     if source.n_event_partitions > 1:
         service.partition_of_account = kafka_common.AccountPartitions(source.n_event_partitions)
     log(f"shard {shard}: account-events partitions {source.event_partitions()}")
-    sink = kafka_common.make_sink(config.backend, bootstrap, linger_ms=config.linger_ms)
-    journal = KafkaJournal(bootstrap, topics.journal, shard)
+    sink = kafka_common.make_sink(
+        config.backend, bootstrap, linger_ms=config.linger_ms, security=security
+    )
+    journal = KafkaJournal(
+        bootstrap, topics.journal, shard, security=kafka_security.for_kafka_python(security)
+    )
     return source, sink, journal
 
 
@@ -200,25 +292,34 @@ def open_embedded(config: ServeConfig, service: Service) -> tuple[Any, Any, Any]
     return source, sink, journal
 
 
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def serve(
     config: ServeConfig,
     *,
     stop: Callable[[], bool] | None = None,
-    log: Callable[[str], None] = _stderr,
+    log: Callable[[str], None] = logger.info,
     started: Callable[[Service], None] | None = None,
 ) -> tuple[Service, RunResult, int]:
     """Run the service until it stops; returns it, what the run did, and the exit status
     (0, or EXIT_ASSIGNMENT_CHANGED when the consumer group moved partitions)."""
     profile = load_profile(config.profile)
-    service = open_service(config, profile, log)
-    if config.bootstrap_servers is not None:
-        source, sink, journal = open_kafka(config, service, log)
-    else:
-        source, sink, journal = open_embedded(config, service)
+    metrics = ServiceMetrics(
+        log_every_s=config.status_every_s,
+        log=log,
+        build={"backend": config.backend if config.bootstrap_servers else "embedded"},
+    )
+    if config.metrics_port is not None:
+        port = metrics.serve(config.metrics_port, config.metrics_host)
+        log(f"metrics on http://{config.metrics_host}:{port}/metrics (and /healthz, /readyz)")
+    try:
+        service = open_service(config, profile, log, metrics)
+        first_tick = service.state.tick
+        if config.bootstrap_servers is not None:
+            source, sink, journal = open_kafka(config, service, log)
+        else:
+            source, sink, journal = open_embedded(config, service)
+    except BaseException:
+        metrics.close()
+        raise
     snapshots = None
     if config.snapshot_dir is not None:
         snapshots = Snapshotter(
@@ -227,9 +328,7 @@ def serve(
             every_ticks=config.snapshot_every_ticks,
             keep=config.snapshots_keep,
         )
-    metrics = ServiceMetrics(log_every_s=config.status_every_s, log=log)
-    if config.metrics_port is not None:
-        log(f"metrics on http://127.0.0.1:{metrics.serve(config.metrics_port)}/metrics")
+    metrics.set_restored()
     stop_requested = threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -252,7 +351,13 @@ def serve(
     except AssignmentChanged as exc:
         sink.flush()
         if snapshots is not None:
-            snapshots.write(service, {"journal_position": journal.position if journal else 0})
+            snapshots.write(
+                service,
+                {
+                    "journal_position": journal.position if journal else 0,
+                    "metrics_counters": metrics.counters(),
+                },
+            )
         log(f"error: {exc}")
         result, status = RunResult(stopped_by="assignment_changed"), EXIT_ASSIGNMENT_CHANGED
     finally:
@@ -264,7 +369,9 @@ def serve(
     money = Decimal(1).scaleb(-service.book.instruments.money_decimals)
     fund_row = service.book.row_of(profile.fund_account_id)
     log(
-        f"stopped ({result.stopped_by}): {result.ticks} ticks ({result.replayed} replayed),"
+        f"stopped ({result.stopped_by}) at tick {service.state.tick}: from tick {first_tick},"
+        f" {result.replayed} ticks replayed from the journal, then {result.ticks} new ticks"
+        " (what --max-ticks counts),"
         f" {result.records:,} records, {result.outputs:,} outputs, {liquidated:,.0f} accounts"
         f" liquidated; fund balance {int(service.book.balance[fund_row]) * money}"
     )

@@ -5,6 +5,10 @@ each tick's end offsets in the journal before publishing its outputs, and publis
 the sink. On start it first replays the journaled ticks after the service's tick (a restore
 from a snapshot older than the crash), cutting each one exactly as it was, so the replay
 gives the same outputs and ids. Timing (the clock) stays here, outside the core.
+
+Each snapshot also stores the metrics' counters (`metrics_counters`), so that a restored
+service counts on from them (engine.service.metrics). `max_ticks` counts the ticks this run
+reads anew: the journal's replay after a restore is not counted (RunResult.replayed).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ class Metrics(Protocol):
     def observe_lag(self, lag: Mapping[str, int]) -> None: ...
 
     def maybe_log(self, now: float, service: Service) -> None: ...
+
+    def counters(self) -> list[list[Any]]: ...
 
 
 @dataclass
@@ -82,7 +88,10 @@ def run(
             metrics.observe_tick(service.last_stats, clock() - started)
 
     def extra() -> dict[str, Any]:
-        return {"journal_position": journal.position if journal is not None else 0}
+        saved: dict[str, Any] = {"journal_position": journal.position if journal is not None else 0}
+        if metrics is not None:
+            saved["metrics_counters"] = metrics.counters()
+        return saved
 
     if journal is not None:
         for tick, end in journal.entries_after(service.state.tick, service.journal_position):

@@ -23,6 +23,7 @@ from kafka.partitioner.default import murmur2
 
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
+from engine.service import kafka_security
 from engine.service.kafka_confluent import ConfluentSink, ConfluentSource
 from engine.service.kafka_python import KafkaSink, KafkaSource
 
@@ -60,9 +61,16 @@ class AccountPartitions:
 
 
 # ----- topics ----------------------------------------------------------------------------
-def create_topics(bootstrap: str, partitions: Mapping[str, int]) -> None:
-    """Create the topics that do not exist yet (replication factor 1: a single broker)."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="clearing-admin")
+def create_topics(
+    bootstrap: str, partitions: Mapping[str, int], security: Mapping[str, str] | None = None
+) -> None:
+    """Create the topics that do not exist yet (replication factor 1: a single broker).
+    `security`: TLS / SASL settings by their librdkafka names (engine.service.kafka_security)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=bootstrap,
+        client_id="clearing-admin",
+        **kafka_security.for_kafka_python(security or {}),
+    )
     try:
         existing = set(admin.list_topics())
         new = [
@@ -79,10 +87,25 @@ def create_topics(bootstrap: str, partitions: Mapping[str, int]) -> None:
 
 # ----- the backend factory ---------------------------------------------------------------
 def make_source(
-    backend: str, bootstrap: str, prices_topic: str, events_topic: str, **options: Any
+    backend: str,
+    bootstrap: str,
+    prices_topic: str,
+    events_topic: str,
+    *,
+    security: Mapping[str, str] | None = None,
+    **options: Any,
 ) -> Any:
+    """The backend's source; `security`: TLS / SASL settings by their librdkafka names
+    (engine.service.kafka_security), translated for kafka-python."""
+    security = security or {}
     if backend == "kafka-python":
-        return KafkaSource(bootstrap, prices_topic, events_topic, **options)
+        return KafkaSource(
+            bootstrap,
+            prices_topic,
+            events_topic,
+            security=kafka_security.for_kafka_python(security),
+            **options,
+        )
     if backend == "confluent":
         if not have_confluent():
             raise Rejected(
@@ -95,13 +118,22 @@ def make_source(
             )
         options.pop("settle_s", None)
         options.pop("client_id", None)
-        return ConfluentSource(bootstrap, prices_topic, events_topic, **options)
+        return ConfluentSource(
+            bootstrap,
+            prices_topic,
+            events_topic,
+            security=kafka_security.for_confluent(security),
+            **options,
+        )
     raise Rejected(
         RejectReason.UNSUPPORTED_OPTION, f"backend {backend!r}: expected one of {BACKENDS}"
     )
 
 
-def make_sink(backend: str, bootstrap: str, **options: Any) -> Any:
+def make_sink(
+    backend: str, bootstrap: str, *, security: Mapping[str, str] | None = None, **options: Any
+) -> Any:
+    security = security or {}
     if backend == "confluent" and have_confluent():
-        return ConfluentSink(bootstrap, **options)
-    return KafkaSink(bootstrap, **options)
+        return ConfluentSink(bootstrap, security=kafka_security.for_confluent(security), **options)
+    return KafkaSink(bootstrap, security=kafka_security.for_kafka_python(security), **options)

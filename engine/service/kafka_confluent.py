@@ -41,6 +41,7 @@ class ConfluentSource:
         offsets: Mapping[str, int] | None = None,
         batch_records: int = BATCH_RECORDS_DEFAULT,
         poll_ms: int = POLL_MS_DEFAULT,
+        security: Mapping[str, str] | None = None,
     ) -> None:
         from confluent_kafka import Consumer
 
@@ -56,6 +57,7 @@ class ConfluentSource:
                 "enable.partition.eof": True,
                 "fetch.wait.max.ms": 100,
                 "queued.min.messages": 200_000,
+                **(security or {}),  # TLS / SASL (engine.service.kafka_security)
             }
         )
         meta = self.consumer.list_topics(timeout=30)
@@ -162,7 +164,13 @@ class ConfluentSource:
 class ConfluentSink:
     """confluent-kafka producer: linger, acks from every replica, idempotent."""
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = LINGER_MS_DEFAULT) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        linger_ms: int = LINGER_MS_DEFAULT,
+        security: Mapping[str, str] | None = None,
+    ) -> None:
         from confluent_kafka import Producer
 
         self.failed = 0
@@ -175,6 +183,7 @@ class ConfluentSink:
                 "enable.idempotence": True,
                 "partitioner": "murmur2_random",  # the Java client's partitions for keys
                 "queue.buffering.max.messages": 1_000_000,
+                **(security or {}),  # TLS / SASL (engine.service.kafka_security)
             }
         )
 

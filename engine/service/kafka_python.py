@@ -81,6 +81,7 @@ class KafkaSource:
         poll_ms: int = POLL_MS_DEFAULT,
         settle_s: float = GROUP_SETTLE_S_DEFAULT,
         client_id: str = "clearing-serve",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.prices_topic, self.events_topic = prices_topic, events_topic
         self.poll_ms = poll_ms
@@ -97,6 +98,7 @@ class KafkaSource:
             "max_poll_records": 100_000,
             "fetch_max_wait_ms": 100,
             "max_partition_fetch_bytes": 4 * 1024 * 1024,
+            **(security or {}),  # TLS / SASL (engine.service.kafka_security)
         }
         self.consumer = KafkaConsumer(group_id=None, **common)
         price_tps = [
@@ -238,7 +240,12 @@ class KafkaSink:
     """kafka-python producer with linger and large batches; acks from every replica."""
 
     def __init__(
-        self, bootstrap: str, *, linger_ms: int = LINGER_MS_DEFAULT, client_id: str = "clearing"
+        self,
+        bootstrap: str,
+        *,
+        linger_ms: int = LINGER_MS_DEFAULT,
+        client_id: str = "clearing",
+        security: Mapping[str, Any] | None = None,
     ) -> None:
         self.producer = KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -248,6 +255,7 @@ class KafkaSink:
             client_id=client_id,
             max_in_flight_requests_per_connection=5,
             enable_idempotence=True,  # keeps per-partition order under retries
+            **(security or {}),
         )
         self.failed = 0
         self.first_error: BaseException | None = None
@@ -272,10 +280,17 @@ class KafkaJournal:
     """Each tick's end offsets, keyed by shard, in partition 0 of the journal topic;
     append waits for the broker's acknowledgement (durable before outputs are published)."""
 
-    def __init__(self, bootstrap: str, topic: str, shard: str) -> None:
+    def __init__(
+        self, bootstrap: str, topic: str, shard: str, *, security: Mapping[str, Any] | None = None
+    ) -> None:
         self.bootstrap, self.topic, self.key = bootstrap, topic, shard.encode()
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
-        consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self.security = dict(security or {})
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", linger_ms=0, **self.security
+        )
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, **self.security
+        )
         try:
             tp = TopicPartition(topic, 0)
             partitions_of(consumer, topic)
@@ -291,7 +306,10 @@ class KafkaJournal:
 
     def entries_after(self, tick: int, position: int) -> list[tuple[int, dict[str, int]]]:
         consumer = KafkaConsumer(
-            bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None
+            bootstrap_servers=self.bootstrap,
+            enable_auto_commit=False,
+            group_id=None,
+            **self.security,
         )
         try:
             tp = TopicPartition(self.topic, 0)

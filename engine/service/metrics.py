@@ -1,20 +1,45 @@
-"""Counters and latency histograms in the Prometheus text format, and a one-line status log.
+"""The service's metrics (prometheus_client), its /metrics, /healthz and /readyz endpoint,
+and the one-line status log.
 
-`ServiceMetrics.serve(port)` answers GET /metrics on 127.0.0.1 from a daemon thread
-(http.server; port 0 picks a free port, see `.port`). The service thread updates the
-figures under a lock; a scrape renders them under the same lock. Nothing here feeds back
-into the service's state: timings and clocks stay outside the core.
+Every metric has HELP and TYPE; the registry is the instance's own (several services in one
+process, as in the tests, do not collide) and holds the process metrics (CPU, memory, open
+files), the Python platform's, and `clearing_build_info` (engine version, Python, backend).
+Counters carry over a restore: the driver stores them in each snapshot
+(`counters()`), and `restore_counters` starts the next process from them, so
+`clearing_ticks_total` counts the ticks of the book's whole history, not of one process
+(histograms and gauges start afresh).
+
+`serve(port, host)` answers from a daemon thread (http.server):
+- GET /metrics: the Prometheus text format;
+- GET /healthz: 200 while the process serves;
+- GET /readyz: 200 once the service is restored and has caught up with its input (a first
+  loop with no lag after the journal replay), 503 before.
+Nothing here feeds back into the service's state: timings and clocks stay outside the core.
 """
 
 from __future__ import annotations
 
-import sys
+import logging
+import platform
 import threading
 import time
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from engine._version import __version__
 from engine.service.state import TickStats
 from engine.service.tick import Service
 
@@ -38,73 +63,28 @@ LATENCY_BUCKETS_S = (
     10.0,
 )
 PREFIX = "clearing_"
-
-
-class Histogram:
-    def __init__(self, buckets: tuple[float, ...] = LATENCY_BUCKETS_S) -> None:
-        self.buckets = buckets
-        self.counts = [0] * (len(buckets) + 1)
-        self.total = 0.0
-        self.count = 0
-
-    def observe(self, value: float) -> None:
-        i = 0
-        while i < len(self.buckets) and value > self.buckets[i]:
-            i += 1
-        self.counts[i] += 1
-        self.total += value
-        self.count += 1
-
-    def quantile(self, q: float) -> float:
-        """Upper bound of the bucket holding the q-quantile (inf past the last bucket)."""
-        if self.count == 0:
-            return 0.0
-        rank, seen = q * self.count, 0
-        for bound, n in zip((*self.buckets, float("inf")), self.counts, strict=True):
-            seen += n
-            if seen >= rank:
-                return bound
-        return float("inf")
-
-    def render(self, name: str, help_text: str) -> list[str]:
-        lines = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
-        cumulative = 0
-        for bound, n in zip(self.buckets, self.counts, strict=False):
-            cumulative += n
-            lines.append(f'{name}_bucket{{le="{bound}"}} {cumulative}')
-        lines.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
-        lines.append(f"{name}_sum {self.total}")
-        lines.append(f"{name}_count {self.count}")
-        return lines
-
-
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    body = ",".join(
-        f'{k}="{v.replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"'
-        for k, v in sorted(labels.items())
-    )
-    return "{" + body + "}"
+HOST_DEFAULT = "127.0.0.1"
+logger = logging.getLogger("engine.service")
 
 
 class ServiceMetrics:
-    COUNTERS = {
-        "ticks_total": "ticks processed",
-        "records_total": "input records consumed",
-        "account_events_total": "account events applied",
-        "prices_total": "price messages accepted or held",
-        "prices_held_total": "price messages held by the band",
-        "rejects_total": "input records dead-lettered, by reason",
-        "outputs_total": "output records published, by topic",
-        "waterfalls_total": "ticks that ran the liquidation waterfall",
-        "accounts_liquidated_total": "accounts liquidated",
-        "full_sweeps_total": "ticks that swept every account",
+    # name (without PREFIX) -> (help, label names)
+    COUNTERS: dict[str, tuple[str, tuple[str, ...]]] = {
+        "ticks_total": ("ticks processed", ()),
+        "records_total": ("input records consumed", ()),
+        "account_events_total": ("account events applied", ()),
+        "prices_total": ("price messages accepted or held", ()),
+        "prices_held_total": ("price messages held by the band", ()),
+        "rejects_total": ("input records dead-lettered, by reason", ("reason",)),
+        "outputs_total": ("output records published, by topic", ("topic",)),
+        "waterfalls_total": ("ticks that ran the liquidation waterfall", ()),
+        "accounts_liquidated_total": ("accounts liquidated", ()),
+        "full_sweeps_total": ("ticks that swept every account", ()),
     }
     HISTOGRAMS = {
-        "tick_seconds": "time of one tick: apply, sweep, waterfall, publish",
-        "sweep_seconds": "time of the sweep within a tick",
-        "waterfall_seconds": "time of the waterfall within a tick",
+        "tick_seconds": "time of one tick: apply, sweep, waterfall, publish (seconds)",
+        "sweep_seconds": "time of the sweep within a tick (seconds)",
+        "waterfall_seconds": "time of the waterfall within a tick that ran it (seconds)",
     }
 
     def __init__(
@@ -113,14 +93,45 @@ class ServiceMetrics:
         log_every_s: float = 5.0,
         log: Callable[[str], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        build: Mapping[str, str] | None = None,
     ) -> None:
         self.lock = threading.Lock()
-        self.counters: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        self.histograms = {name: Histogram() for name in self.HISTOGRAMS}
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        info = Info(PREFIX + "build", "the engine's build", registry=self.registry)
+        info.info(
+            {"version": __version__, "python": platform.python_version(), **dict(build or {})}
+        )
+        self._counters = {
+            name: Counter(PREFIX + name, text, labels, registry=self.registry)
+            for name, (text, labels) in self.COUNTERS.items()
+        }
+        self._histograms = {
+            name: Histogram(PREFIX + name, text, buckets=LATENCY_BUCKETS_S, registry=self.registry)
+            for name, text in self.HISTOGRAMS.items()
+        }
+        self._lag = Gauge(
+            PREFIX + "consumer_lag",
+            "records behind the log end, per partition",
+            ("partition",),
+            registry=self.registry,
+        )
+        self._swept = Gauge(
+            PREFIX + "swept_accounts_last",
+            "accounts the last tick's sweep looked at",
+            registry=self.registry,
+        )
+        self._ready = Gauge(
+            PREFIX + "ready", "1 once restored and caught up (/readyz)", registry=self.registry
+        )
+        # Plain mirrors of the counters, for counters() and the status log.
+        self.values: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         self.lag: dict[str, int] = {}
-        self.gauges: dict[str, float] = {}
+        self.restored = False
+        self.caught_up = False
         self.log_every_s = log_every_s
-        self.log = log if log is not None else _stderr
+        self.log = log if log is not None else logger.info
         self.clock = clock
         self._last_log = clock()
         self._last_log_ticks = 0.0
@@ -128,12 +139,46 @@ class ServiceMetrics:
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
 
+    # ----- counters ------------------------------------------------------------------------
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
+        if value == 0 and not labels:
+            return
         key = (name, tuple(sorted(labels.items())))
-        self.counters[key] = self.counters.get(key, 0) + value
+        self.values[key] = self.values.get(key, 0) + value
+        counter = self._counters[name]
+        (counter.labels(**labels) if labels else counter).inc(value)
 
     def counter(self, name: str, **labels: str) -> float:
-        return self.counters.get((name, tuple(sorted(labels.items()))), 0)
+        return self.values.get((name, tuple(sorted(labels.items()))), 0)
+
+    def counters(self) -> list[list[Any]]:
+        """Every counter's value, JSON-able: [[name, {labels}, value], ...] (for snapshots)."""
+        with self.lock:
+            return [[n, dict(lb), v] for (n, lb), v in sorted(self.values.items())]
+
+    def restore_counters(self, saved: Any) -> None:
+        """Start from the counters a snapshot stored (unknown names are skipped)."""
+        if not isinstance(saved, list):
+            return
+        with self.lock:
+            for item in saved:
+                if not (isinstance(item, list) and len(item) == 3):
+                    continue
+                name, labels, value = item
+                if name in self._counters and isinstance(labels, dict) and value > 0:
+                    self.inc(name, float(value), **{str(k): str(v) for k, v in labels.items()})
+
+    # ----- readiness -----------------------------------------------------------------------
+    def set_restored(self) -> None:
+        self.restored = True
+        self._update_ready()
+
+    def _update_ready(self) -> None:
+        self._ready.set(1 if self.ready else 0)
+
+    @property
+    def ready(self) -> bool:
+        return self.restored and self.caught_up
 
     # ----- the driver's hooks (engine.service.driver.Metrics) -------------------------------
     def observe_tick(self, stats: TickStats, seconds: float) -> None:
@@ -150,16 +195,39 @@ class ServiceMetrics:
             if stats.waterfall:
                 self.inc("waterfalls_total")
                 self.inc("accounts_liquidated_total", stats.accounts_liquidated)
-                self.histograms["waterfall_seconds"].observe(stats.waterfall_s)
+                self._histograms["waterfall_seconds"].observe(stats.waterfall_s)
             if stats.full_sweep:
                 self.inc("full_sweeps_total")
-            self.histograms["tick_seconds"].observe(seconds)
-            self.histograms["sweep_seconds"].observe(stats.sweep_s)
-            self.gauges["swept_accounts_last"] = stats.swept_accounts
+            self._histograms["tick_seconds"].observe(seconds)
+            self._histograms["sweep_seconds"].observe(stats.sweep_s)
+            self._swept.set(stats.swept_accounts)
 
     def observe_lag(self, lag: Mapping[str, int]) -> None:
         with self.lock:
+            for partition in set(self.lag) - set(lag):
+                self._lag.remove(partition)
             self.lag = dict(lag)
+            for partition, value in lag.items():
+                self._lag.labels(partition=partition).set(value)
+            if not self.caught_up and sum(lag.values()) == 0:
+                self.caught_up = True
+            self._update_ready()
+
+    def quantile(self, name: str, q: float) -> float:
+        """Upper bound of the bucket holding the q-quantile of a histogram (0 when empty)."""
+        buckets = [
+            (float(s.labels["le"]), s.value)
+            for metric in self._histograms[name].collect()
+            for s in metric.samples
+            if s.name.endswith("_bucket")
+        ]
+        count = buckets[-1][1] if buckets else 0
+        if count == 0:
+            return 0.0
+        for bound, cumulative in buckets:
+            if cumulative >= q * count:
+                return bound
+        return float("inf")
 
     def maybe_log(self, now: float, service: Service) -> None:
         if now - self._last_log < self.log_every_s:
@@ -167,8 +235,8 @@ class ServiceMetrics:
         with self.lock:
             ticks, records = self.counter("ticks_total"), self.counter("records_total")
             seconds = max(now - self._last_log, 1e-9)
-            rejects = sum(v for (k, _), v in self.counters.items() if k == "rejects_total")
-            tick_p99 = self.histograms["tick_seconds"].quantile(0.99)
+            rejects = sum(v for (k, _), v in self.values.items() if k == "rejects_total")
+            tick_p99 = self.quantile("tick_seconds", 0.99)
             line = (
                 f"tick {service.state.tick} | {(ticks - self._last_log_ticks) / seconds:.1f}"
                 f" ticks/s {(records - self._last_log_records) / seconds:,.0f} records/s |"
@@ -182,36 +250,32 @@ class ServiceMetrics:
     # ----- exposition ---------------------------------------------------------------------
     def render(self) -> str:
         with self.lock:
-            lines: list[str] = []
-            for name, help_text in self.COUNTERS.items():
-                lines += [f"# HELP {PREFIX}{name} {help_text}", f"# TYPE {PREFIX}{name} counter"]
-                found = [(lb, v) for (n, lb), v in sorted(self.counters.items()) if n == name]
-                for labels, value in found or [((), 0)]:
-                    lines.append(f"{PREFIX}{name}{_labels(dict(labels))} {value:g}")
-            for name, help_text in self.HISTOGRAMS.items():
-                lines += self.histograms[name].render(PREFIX + name, help_text)
-            lines += [
-                f"# HELP {PREFIX}consumer_lag records behind the log end, per partition",
-                f"# TYPE {PREFIX}consumer_lag gauge",
-            ]
-            for partition, lag in sorted(self.lag.items()):
-                lines.append(f"{PREFIX}consumer_lag{_labels({'partition': partition})} {lag}")
-            for name, value in sorted(self.gauges.items()):
-                lines += [f"# TYPE {PREFIX}{name} gauge", f"{PREFIX}{name} {value:g}"]
-            return "\n".join(lines) + "\n"
+            return generate_latest(self.registry).decode()
 
-    def serve(self, port: int = 0, host: str = "127.0.0.1") -> int:
-        """Start the /metrics endpoint in a daemon thread; returns the port."""
+    def serve(self, port: int = 0, host: str = HOST_DEFAULT) -> int:
+        """Start /metrics, /healthz and /readyz in a daemon thread; returns the port."""
         metrics = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                if self.path.split("?")[0] not in ("/metrics", "/"):
+                path = self.path.split("?")[0]
+                if path in ("/metrics", "/"):
+                    self._answer(200, metrics.render(), CONTENT_TYPE_LATEST)
+                elif path == "/healthz":
+                    self._answer(200, "ok\n")
+                elif path == "/readyz":
+                    if metrics.ready:
+                        self._answer(200, "ready\n")
+                    else:
+                        why = "restoring" if not metrics.restored else "catching up"
+                        self._answer(503, f"not ready: {why}\n")
+                else:
                     self.send_error(404)
-                    return
-                body = metrics.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+
+            def _answer(self, status: int, text: str, kind: str = "text/plain") -> None:
+                body = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
@@ -229,7 +293,3 @@ class ServiceMetrics:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
-
-
-def _stderr(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)

@@ -12,6 +12,7 @@ import polars as pl
 import pytest
 
 import engine
+from engine.cli.exit_codes import EXIT_INPUT
 from engine.cli.main import main
 
 DATA = Path(engine.__file__).parent / "data"
@@ -141,29 +142,29 @@ def _error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
-def test_bad_input_exits_2_with_one_line(
+def test_bad_input_exits_3_with_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = (DATA / "sample_positions.csv").read_text().replace("60700", "60700.05")
     bad = tmp_path / "positions.csv"
     bad.write_text(text)
-    assert main(risk_args(tmp_path / "out", positions=bad)) == 2
+    assert main(risk_args(tmp_path / "out", positions=bad)) == EXIT_INPUT
     line = _error_line(capsys)
     assert "positions.csv: row 3, column 'entry_price'" in line
     assert "60700.05 is not a multiple of the BTCUSDT tick size 0.1" in line
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_file_and_bad_instruments_exit_2(
+def test_missing_file_and_bad_instruments_exit_3(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(risk_args(tmp_path, marks=tmp_path / "none.csv")) == 2
+    assert main(risk_args(tmp_path, marks=tmp_path / "none.csv")) == EXIT_INPUT
     assert "none.csv: no such file" in _error_line(capsys)
     instruments = tmp_path / "instruments.json"
     instruments.write_text('{"instruments": [{"symbol": "X"}]}')
-    assert main(risk_args(tmp_path, instruments=instruments)) == 2
+    assert main(risk_args(tmp_path, instruments=instruments)) == EXIT_INPUT
     assert "tick_size: missing" in _error_line(capsys)
-    assert main([*risk_args(tmp_path), "--warning-level", "1.5"]) == 2
+    assert main([*risk_args(tmp_path), "--warning-level", "1.5"]) == EXIT_INPUT
     assert "--warning-level" in _error_line(capsys)
 
 
@@ -174,5 +175,5 @@ def test_console_entry_point(tmp_path: Path) -> None:
         text=True,
         check=False,
     )
-    assert result.returncode == 2
+    assert result.returncode == EXIT_INPUT
     assert result.stderr.startswith("error: ") and "x.csv: no such file" in result.stderr

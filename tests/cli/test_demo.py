@@ -44,7 +44,7 @@ def _args(module: object, argv: list[str]) -> argparse.Namespace:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("demo") / "out"
-    assert demo_cli.run(_args(demo_cli, ["--accounts", "3000", "--out", str(out)])) == 0
+    assert demo_cli.run(_args(demo_cli, ["--accounts", "3000", "--out", str(out)])).status == 0
     return out
 
 
@@ -145,7 +145,7 @@ def test_stress_file_scenario_reverse_along_a_direction(tmp_path: Path) -> None:
     out = tmp_path / "out"
     argv = [str(scenario), "--out", str(out), "--reverse", "--direction", "AAAUSDT=-1,BBBUSDT=-2"]
     argv += ["--tolerance", "0.02"]
-    assert stress_cli.run(_args(stress_cli, argv)) == 0
+    assert stress_cli.run(_args(stress_cli, argv)).status == 0
     assert {p.name for p in out.iterdir()} == REVERSE_FILES | {"summary.json", "report.html"}
     summary = json.loads((out / "summary.json").read_text())["reverse"]
     assert summary["direction"] == {"AAAUSDT": "-1", "BBBUSDT": "-2"}
@@ -156,7 +156,7 @@ def test_stress_file_scenario_reverse_along_a_direction(tmp_path: Path) -> None:
     exhausted = points.filter(pl.col("fund_exhausted"))["move"].min()
     assert Decimal(summary["move"]) == exhausted
     forward = tmp_path / "forward"
-    assert stress_cli.run(_args(stress_cli, [str(scenario), "--out", str(forward)])) == 0
+    assert stress_cli.run(_args(stress_cli, [str(scenario), "--out", str(forward)])).status == 0
     assert {p.name for p in forward.iterdir()} >= FORWARD_FILES
 
 
@@ -204,7 +204,9 @@ moves = [[0, "0"], [600, "-0.2"]]
 """
     )
     out = tmp_path / "out"
-    assert stress_cli.run(_args(stress_cli, [str(tmp_path / "s.toml"), "--out", str(out)])) == 0
+    assert (
+        stress_cli.run(_args(stress_cli, [str(tmp_path / "s.toml"), "--out", str(out)])).status == 0
+    )
     prices = pl.read_parquet(out / "prices.parquet")
     assert prices["exogenous_ticks"].to_list() == [
         int(book.mark[0]),
@@ -247,7 +249,9 @@ moves = [[0, "0"], [600, "-0.2"]]
 """
     )
     out = tmp_path / "out"
-    assert stress_cli.run(_args(stress_cli, [str(tmp_path / "s.toml"), "--out", str(out)])) == 0
+    assert (
+        stress_cli.run(_args(stress_cli, [str(tmp_path / "s.toml"), "--out", str(out)])).status == 0
+    )
     summary = json.loads((out / "summary.json").read_text())["forward"]
     assert summary["accounts"] == 500 and summary["customers_end"]["customers"] == 500
     statuses = ("ok", "margin_call", "liquidate", "bankrupt")

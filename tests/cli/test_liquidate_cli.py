@@ -80,7 +80,7 @@ def liquidated(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     tmp = tmp_path_factory.mktemp("liquidate")
     capture = tmp / "stderr.txt"
     with capture.open("w") as err, contextlib.redirect_stderr(err):
-        assert run(_args(tmp, "--insurance-fund=8750")) == 0
+        assert run(_args(tmp, "--insurance-fund=8750")).status == 0
     return tmp / "out", capture.read_text()
 
 
@@ -181,7 +181,7 @@ def test_other_profile_file(tmp_path: Path) -> None:
     # pro_rata: 6250 over profits 10000, 10000, 5000: 2500, 2500, 1250 USDT
     profile = tmp_path / "pro-rata.toml"
     profile.write_text('[liquidation]\nfee_rate = "0.005"\n[adl]\npolicy = "pro_rata"\n')
-    assert run(_args(tmp_path, "--insurance-fund=8750", f"--profile={profile}")) == 0
+    assert run(_args(tmp_path, "--insurance-fund=8750", f"--profile={profile}")).status == 0
     events = pq.read_table(tmp_path / "out" / "events.parquet").to_pylist()
     adl = [(e["account_id"], _text(e["amount"])) for e in events if e["kind"] == "adl"]
     assert adl == [(11, "2500.00000000"), (12, "2500.00000000"), (13, "1250.00000000")]
@@ -190,7 +190,7 @@ def test_other_profile_file(tmp_path: Path) -> None:
 def test_no_fund_means_socialized_loss(tmp_path: Path) -> None:
     # without a fund the shortfall is 15000; ADL covers it at the bankruptcy price: all
     # 2500 lots at 6 USDT (13 500 lots, 12 and 11 1000 each), every short closed whole
-    assert run(_args(tmp_path)) == 0
+    assert run(_args(tmp_path)).status == 0
     (row,) = pq.read_table(tmp_path / "out" / "insurance.parquet").to_pylist()
     assert _text(row["adl_shortfall"]) == _text(row["adl_amount"]) == "15000.00000000"
 

@@ -34,7 +34,7 @@ def _inputs(tmp_path: Path, prices: str = PRICES) -> Path:
 def _settle(*argv: str | Path) -> int:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    return run(parser.parse_args([str(a) for a in argv]))
+    return run(parser.parse_args([str(a) for a in argv])).status
 
 
 def _from_files(d: Path, out: Path, date: str = "2025-10-11", *extra: str) -> int:

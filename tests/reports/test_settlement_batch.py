@@ -121,5 +121,5 @@ def test_settle_command_takes_insurance_fund(tmp_path: Path) -> None:
             *("--date", "2025-10-11", "--out", str(tmp_path / "out"), "--insurance-fund", "250"),
         ]
     )
-    assert settle_cli.run(args) == 0
+    assert settle_cli.run(args).status == 0
     assert "250.00 USDT →" in (tmp_path / "out" / "report.md").read_text()

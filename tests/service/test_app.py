@@ -50,13 +50,13 @@ def test_files_adapter_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str
             "0",
         ]
     )
-    assert serve_cli.run(args) == 0
+    assert serve_cli.run(args).status == 0
     snapshots = sorted((tmp_path / "snap").glob("*.arrow"))
     assert snapshots
     parser = argparse.ArgumentParser()
     inspect_cli.add_arguments(parser)
     capsys.readouterr()
-    assert inspect_cli.run(parser.parse_args([str(snapshots[-1])])) == 0
+    assert inspect_cli.run(parser.parse_args([str(snapshots[-1])])).status == 0
     text = capsys.readouterr().out
     assert "tick" in text and "accounts" in text and "BTCUSDT" in text
 
@@ -67,7 +67,7 @@ def test_synthetic_default_runs(tmp_path: Path) -> None:
     args = parser.parse_args(
         ["--synthetic-accounts", "2000", "--synthetic-steps", "30", "--out-dir", str(tmp_path)]
     )
-    assert serve_cli.run(args) == 0
+    assert serve_cli.run(args).status == 0
     liquidations = (tmp_path / "liquidations.jsonl").read_text().splitlines()
     assert liquidations, "the synthetic path's crash liquidates"
 
