@@ -70,3 +70,38 @@ def test_refused_before_anything_is_written(
         run_settlement_batch(_job(d, tmp_path / "out", **changes))
     assert excinfo.value.reason == reason
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_book_from_files_is_settled_once_per_date(tmp_path: Path) -> None:
+    d = write_example_files(tmp_path / "in")
+    runs = tmp_path / "runs"
+    run_settlement_batch(_job(d, runs / "day1"))
+    # The same files, the same date, another output directory: refused, nothing written.
+    with pytest.raises(Rejected) as caught:
+        run_settlement_batch(_job(d, runs / "day1-again"))
+    assert caught.value.reason == "already_settled"
+    assert sorted(p.name for p in runs.iterdir()) == [".settled-dates.json", "day1"]
+    # An earlier date is out of order; forced, both go through.
+    with pytest.raises(Rejected) as caught:
+        run_settlement_batch(_job(d, runs / "day0", date="2025-10-10"))
+    assert caught.value.reason == "date_out_of_order"
+    run_settlement_batch(_job(d, runs / "day1-again", force=True))
+    run_settlement_batch(_job(d, runs / "day2", date="2025-10-12"))
+
+
+def test_killed_runs_are_cleaned_and_fee_rows_are_named(tmp_path: Path) -> None:
+    d = write_example_files(tmp_path / "in")
+    killed = tmp_path / ".out.abc123.partial"
+    killed.mkdir()
+    (killed / "ledger.parquet").write_bytes(b"half written")
+    fees = d / "fees.csv"
+    fees.write_text("account_id,fee\n1,1\n99,2\n")
+    with pytest.raises(Rejected, match=r"fees.csv: row 2, column 'account_id': account 99"):
+        run_settlement_batch(_job(d, tmp_path / "out"))
+    fees.write_text("account_id,fee\n1,1\n2,2\n1,3\n")
+    with pytest.raises(Rejected, match=r"fees.csv: row 3, column 'account_id'.*repeats row 1"):
+        run_settlement_batch(_job(d, tmp_path / "out"))
+    fees.write_text("account_id,fee\n1,1\n")
+    run_settlement_batch(_job(d, tmp_path / "out"))
+    assert not killed.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
