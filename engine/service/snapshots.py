@@ -64,12 +64,18 @@ class Snapshotter:
         self.written: list[Path] = []
         self.last_write_s = 0.0
 
+    def due(self, service: Service, now: float) -> bool:
+        """Whether a snapshot is due at the service's tick (the caller flushes its outputs
+        first, engine.service.driver.run, then calls write)."""
+        since = service.state.tick - (self.last_tick or 0)
+        return bool(
+            (self.every_ticks and since >= self.every_ticks)
+            or (self.every_s and now - self.last_time >= self.every_s)
+        )
+
     def maybe_write(self, service: Service, now: float, extra: dict[str, Any]) -> None:
-        tick = service.state.tick
-        since = tick - (self.last_tick or 0)
-        if (self.every_ticks and since >= self.every_ticks) or (
-            self.every_s and now - self.last_time >= self.every_s
-        ):
+        """write when due; only for callers with no outputs in flight."""
+        if self.due(service, now):
             self.write(service, extra)
 
     def write(self, service: Service, extra: dict[str, Any]) -> Path:
