@@ -37,6 +37,11 @@ RESERVED_ACCOUNT_SPAN = 2**61  # the default fund and unwind ids lie in [base, b
 # event times are epoch milliseconds up to 2100-01-01T00:00:00Z.
 EVENT_ID_MAX = 2**62 - 1
 SEQ_MAX = 2**62 - 1
+# A price whose seq jumps more than this above its symbol's last accepted seq is held until
+# confirmed (engine.service.tick), so one message cannot push a symbol's seq to SEQ_MAX:
+# walking there takes 2**30 accepted prices. A per-symbol counter or a ms timestamp (about
+# 50 days) stays well inside it.
+SEQ_GAP_MAX = 2**32
 TS_MAX = 4_102_444_800_000
 JSON_DEPTH_MAX = 8  # nesting of objects and arrays in one message (an index is depth 2)
 
@@ -60,6 +65,7 @@ assert WARNING_RATE_DEFAULT > 0, "the warning level is a positive rate"
 assert EVENT_ID_MAX < RESERVED_ACCOUNT_BASE and SEQ_MAX < INT64_MAX and TS_MAX < INT64_MAX, (
     "message ids, sequence numbers and times stay well inside int64"
 )
+assert 0 < SEQ_GAP_MAX < SEQ_MAX // 2**20, "many accepted jumps are needed to reach SEQ_MAX"
 assert 0 < ACCOUNTS_MAX <= POSITION_SLOTS_MAX < INT32_MAX, "slot counts fit int32 indices"
 assert RESERVED_ACCOUNT_BASE > 0 and RESERVED_ACCOUNT_BASE + RESERVED_ACCOUNT_SPAN <= INT64_MAX, (
     "reserved account ids are valid non-negative int64 ids"

@@ -8,6 +8,12 @@ Prices are in ticks of the row's instrument, quantities in its lots, balances in
 units (engine.io.columns does the exact conversion). Entry prices, like marks, must lie on
 the tick grid; a position's cost basis is qty * entry * tick_value money units. Every
 refusal names the file, the 1-based data row and the column.
+
+Marks are sane or refused: positive, on the tick grid, and within a factor of
+MARK_ENTRY_RATIO_MAX of the entry prices of the instrument's positions (at least the lowest
+entry / 10, at most the highest entry x 10), so a mark typed in the wrong unit (a BTC mark
+of 0.1) is not acted on. A positions file with no data rows is refused: a report of nothing
+is a mistake.
 """
 
 from __future__ import annotations
@@ -47,6 +53,8 @@ MARK_COLUMNS = ("symbol", "mark_price")
 # Account ids below DENSE_IDS_FACTOR x count + DENSE_IDS_SLACK are looked up in a table.
 DENSE_IDS_FACTOR = 4
 DENSE_IDS_SLACK = 1024
+# A mark must lie within [lowest entry / this, highest entry x this] of its instrument.
+MARK_ENTRY_RATIO_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -174,9 +182,9 @@ def read_marks(path: str | Path, instruments: InstrumentTable) -> Marks:
         )
     price_col = Column(path, "mark_price")
     price = decimal_column(table, price_col, _price_grid(instruments, inst))
-    row = first_row(price < 0)
+    row = first_row(~(price > 0))
     if row is not None:
-        raise price_col.reject(RejectReason.INVALID_PRICE, row, "mark price must not be negative")
+        raise price_col.reject(RejectReason.INVALID_PRICE, row, "mark price must be positive")
     row = first_row(price > INT64_MAX // instruments.tick_value[inst])
     if row is not None:
         raise price_col.reject(RejectReason.OUT_OF_RANGE, row, "mark price too large")
@@ -212,6 +220,10 @@ def read_book_inputs(
     the symbol once, and the symbol has a mark."""
     accounts = read_accounts(accounts_path, instruments)
     positions = read_positions(positions_path, instruments, default_leverage)
+    if len(positions.qty) == 0:
+        raise Rejected(
+            RejectReason.INVALID_INPUT, f"{positions.path}: no positions (a header and no rows)"
+        )
     marks = read_marks(marks_path, instruments)
     account_col = Column(positions.path, "account_id")
     at = _account_rows(accounts.account_id, positions.account_id)
@@ -240,7 +252,36 @@ def read_book_inputs(
             RejectReason.NO_MARK,
             f"{positions.path}: row {row + 1}: no mark price for {symbol} in {marks.path}",
         )
+    check_marks_near_entries(instruments, positions, marks)
     return BookInputs(accounts, positions, marks)
+
+
+def check_marks_near_entries(
+    instruments: InstrumentTable, positions: Positions, marks: Marks
+) -> None:
+    """Each mark of an instrument with positions lies in [lowest entry / MARK_ENTRY_RATIO_MAX,
+    highest entry x MARK_ENTRY_RATIO_MAX] (exact integers: mark x ratio >= lowest and
+    mark <= highest x ratio)."""
+    n = len(instruments)
+    lowest = np.full(n, INT64_MAX, dtype=np.int64)
+    highest = np.zeros(n, dtype=np.int64)
+    np.minimum.at(lowest, positions.instrument, positions.entry_price)
+    np.maximum.at(highest, positions.instrument, positions.entry_price)
+    for row, (inst, mark) in enumerate(
+        zip(marks.instrument.tolist(), marks.price.tolist(), strict=True)
+    ):
+        if highest[inst] == 0:
+            continue  # no position in this instrument
+        low, high = int(lowest[inst]), int(highest[inst])
+        if mark * MARK_ENTRY_RATIO_MAX < low or mark > high * MARK_ENTRY_RATIO_MAX:
+            inst_def = instruments.instruments[inst]
+            raise Column(marks.path, "mark_price").reject(
+                RejectReason.PRICE_OUT_OF_BAND,
+                row,
+                f"{inst_def.symbol} mark {mark * inst_def.tick_size} is more than"
+                f" {MARK_ENTRY_RATIO_MAX}x away from the positions' entry prices"
+                f" ({low * inst_def.tick_size} to {high * inst_def.tick_size})",
+            )
 
 
 def book_from_inputs(

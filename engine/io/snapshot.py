@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,21 @@ from engine.book.ledger import EXTERNAL, Reason
 FORMAT_VERSION = 1
 SUFFIX = ".arrow"
 SECTIONS = ("account", "position", "instrument")
+# The batch's schema, exactly (the checksum covers the buffers and metadata, not the types).
+SCHEMA = pa.schema(
+    [
+        ("section", pa.dictionary(pa.int8(), pa.string())),
+        ("account_id", pa.int64()),
+        ("balance", pa.int64()),
+        ("instrument", pa.int32()),
+        ("symbol", pa.dictionary(pa.int32(), pa.string())),
+        ("qty", pa.int64()),
+        ("cost", pa.int64()),
+        ("leverage", pa.int32()),
+        ("mark", pa.int64()),
+        ("mark_set", pa.bool_()),
+    ]
+)
 
 
 class SnapshotError(ValueError):
@@ -145,23 +161,51 @@ def write_snapshot(book: Book, path: str | Path, extra: dict[str, Any] | None = 
 
 
 def read_snapshot(path: str | Path) -> tuple[Book, dict[str, Any]]:
-    """The book and the caller's metadata; SnapshotError if the file is not a valid snapshot."""
+    """The book and the caller's metadata; SnapshotError if the file is not a valid snapshot.
+
+    Never raises anything else on bad bytes: a flipped bit or a truncation anywhere (the
+    Arrow framing, the schema metadata, a buffer) is a SnapshotError, so a caller can skip
+    the file and try an older one. The checksum is verified before any value is used, and
+    the batch is validated in full before it is mapped into numpy."""
     path = Path(path)
+    try:
+        return _read_snapshot(path)
+    except SnapshotError:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:  # a corrupt file may fail anywhere in pyarrow, json or the book
+        raise SnapshotError(
+            f"{path}: unreadable ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from None
+
+
+def _read_snapshot(path: Path) -> tuple[Book, dict[str, Any]]:
     try:
         with pa.memory_map(str(path), "r") as source:
             reader = ipc.open_file(source)
             if reader.num_record_batches != 1:
                 raise SnapshotError(f"{path}: expected one record batch")
             batch = reader.get_batch(0)
-    except (OSError, pa.ArrowInvalid) as exc:
+            # The batch must outlive the map only as a copy-free view; validate while mapped.
+            batch.validate(full=True)
+    except (OSError, pa.ArrowException) as exc:
         raise SnapshotError(f"{path}: not a readable Arrow IPC file: {exc}") from None
-    raw = {k.decode(): v.decode() for k, v in (batch.schema.metadata or {}).items()}
+    try:
+        raw = {k.decode(): v.decode() for k, v in (batch.schema.metadata or {}).items()}
+    except UnicodeDecodeError:
+        raise SnapshotError(f"{path}: schema metadata is not UTF-8 (corrupt)") from None
     checksum = raw.pop("checksum", None)
     if raw.get("format_version") != str(FORMAT_VERSION):
         raise SnapshotError(f"{path}: unsupported format version {raw.get('format_version')}")
+    if not batch.schema.remove_metadata().equals(SCHEMA):
+        raise SnapshotError(f"{path}: columns or types differ from a snapshot's")
     if checksum != _checksum(batch.replace_schema_metadata(None), raw):
         raise SnapshotError(f"{path}: checksum mismatch (corrupt or modified)")
-    return _book_from(batch, raw), json.loads(raw["extra"])
+    extra = json.loads(raw["extra"])
+    if not isinstance(extra, dict):
+        raise SnapshotError(f"{path}: metadata `extra` is not an object")
+    return _book_from(batch, raw), extra
 
 
 def _book_from(batch: pa.RecordBatch, raw: dict[str, str]) -> Book:
@@ -204,13 +248,17 @@ def _book_from(batch: pa.RecordBatch, raw: dict[str, str]) -> Book:
 
 def latest_valid_snapshot(
     directory: str | Path,
+    check: Callable[[Path, Book, dict[str, Any]], None] | None = None,
 ) -> tuple[tuple[Path, Book, dict[str, Any]] | None, list[str]]:
     """The newest snapshot in `directory` (by name: name them so they sort by time) whose
-    checksum verifies, and the reasons the newer ones were skipped."""
+    checksum verifies and that `check` (raising SnapshotError to refuse one) accepts, and
+    the reasons the newer ones were skipped."""
     skipped = []
     for path in sorted(Path(directory).glob(f"*{SUFFIX}"), reverse=True):
         try:
             book, extra = read_snapshot(path)
+            if check is not None:
+                check(path, book, extra)
         except SnapshotError as exc:
             skipped.append(str(exc))
             continue

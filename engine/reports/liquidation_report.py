@@ -5,7 +5,8 @@ The book of the input files (engine.io.book_inputs) is refused if it holds a hou
 with its opening balance, the book swept at the marks and the waterfall run once
 (engine.waterfall.run.run_waterfall), then audited (engine.waterfall.conservation;
 open interest too when the input book nets to zero per instrument). Written to the output
-folder:
+folder, whole (engine.reports.out_dir: a previous run's tables are replaced, any other file
+refused):
 
 - events.parquet: one row per action (liquidation of a position, liquidation fee,
   takeover, insurance payout, ADL, socialized loss, unallocated loss) in the order taken
@@ -44,10 +45,10 @@ from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
 from engine.io.ledger_export import ledger_to_arrow
-from engine.io.tables import write_tables
 from engine.reports.customers import FundState, StatusTally, fund_state, status_tally
 from engine.reports.decimals import money_array
 from engine.reports.event_tables import events_table
+from engine.reports.out_dir import write_tables_whole
 from engine.reports.risk_tables import risk_tables
 from engine.reports.run_info import builtin_digest, input_digest, run_info, with_run_info
 from engine.waterfall.conservation import audit
@@ -153,7 +154,7 @@ def liquidation_tick(
         "positions": position_table,
         "insurance": insurance_table(book, profile, result, floor, fund, customers),
     }
-    paths = write_tables(out, {name: with_run_info(t, info) for name, t in tables.items()})
+    paths = write_tables_whole(out, {name: with_run_info(t, info) for name, t in tables.items()})
     written = time.perf_counter()
     seconds = (loaded - started, liquidated - loaded, reported - liquidated, written - reported)
     return LiquidationTick(book, result, closed, paths, seconds, customers, fund)

@@ -2,7 +2,8 @@
 (engine.reports.risk_tables), written as accounts.parquet and positions.parquet, and the
 customers by margin status. House accounts (ids from 2^62 up, the shipped profile's fund and
 unwind accounts) are not customers (engine.reports.customers); the input reader refuses ids
-from 2^62 up, so a book from files holds none of them."""
+from 2^62 up, so a book from files holds none of them. The output directory is written whole
+(engine.reports.out_dir): a previous run's tables are replaced, any other file refused."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from pathlib import Path
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
 from engine.io.book_inputs import book_from_inputs, read_book_inputs
-from engine.io.tables import write_tables
 from engine.reports.customers import StatusTally, status_tally
+from engine.reports.out_dir import write_tables_whole
 from engine.reports.risk_tables import risk_tables
 from engine.reports.run_info import input_digest, run_info, with_run_info
 from engine.waterfall.profile import Profile
@@ -63,7 +64,7 @@ def write_risk_report(
     account_table, position_table = risk_tables(book)
     computed = time.perf_counter()
     tables = {"accounts": account_table, "positions": position_table}
-    paths = write_tables(out, {name: with_run_info(t, info) for name, t in tables.items()})
+    paths = write_tables_whole(out, {name: with_run_info(t, info) for name, t in tables.items()})
     written = time.perf_counter()
     seconds = (loaded - started, computed - loaded, written - computed)
     status = book.sweep(with_initial_margin=False).status

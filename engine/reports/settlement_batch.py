@@ -3,21 +3,29 @@
 The book comes from a snapshot, or from the instruments, accounts and positions files (with
 the insurance fund opened holding `insurance_fund`, a deposit; a snapshot holds its own
 fund); the prices, funding and fees from engine.io.settlement_inputs. Everything is read
-and checked, and the whole settlement computed (engine.settlement), before anything is
-written; the outputs (engine.reports.settlement_outputs, and the next day's snapshot) go to
-a temporary directory beside the output directory that is renamed into place at the end, so
-a refused or failed run leaves it as it was. A date already settled (in the snapshot's
-`settled_dates`, or the output directory already holding a settlement) is refused unless
-forced. Like the other batch runs (risk_report, liquidation_report) it sits on top of
-engine.io and the core, which do not import it.
+and checked,
+and the whole settlement computed (engine.settlement), before anything is written; the
+outputs (engine.reports.settlement_outputs, and the next day's snapshot) go to a temporary
+directory beside the output directory that is renamed into place at the end, so a refused
+or failed run leaves it as it was; what killed runs left (`.<out>.*.partial`) is removed
+at the start of the next run into the same directory (engine.reports.out_dir). A date
+already settled is refused unless forced: a snapshot's book carries its `settled_dates`; a
+book from the CSV (or Parquet) files carries none, so the settled dates of a book from
+files are recorded beside the output directory, in `<parent>/.settled-dates.json`, keyed by
+the SHA-256 of its instruments, accounts and positions files (settling the same files for
+the same date into another directory of that parent is refused too); and an output
+directory already holding a settlement is not replaced unless forced. Every refusal of a
+row of an input file names the file and its 1-based data row. Like the other batch runs
+(risk_report, liquidation_report) it sits on top of engine.io and the core, which do not
+import it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
@@ -26,14 +34,18 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, read_accounts, read_positions
-from engine.io.settlement_inputs import read_fees, read_funding, read_prices
+from engine.io.columns import first_repeat
+from engine.io.settlement_inputs import FeesInput, read_fees, read_funding, read_prices
 from engine.io.snapshot import SnapshotError, read_snapshot, write_snapshot
+from engine.reports.out_dir import clean_partials, commit, fresh_dir
 from engine.reports.settlement_outputs import SUMMARY, write_outputs
 from engine.reports.settlement_summary import CURRENCY_DEFAULT
 from engine.settlement.dates import check_date, settlement_date, with_settled_date
@@ -43,6 +55,7 @@ from engine.waterfall.fund import open_fund
 from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError
 
 SNAPSHOT_NAME = "snapshot.arrow"
+SETTLED_RECORD = ".settled-dates.json"  # beside the output directory: books from files
 # The phases reported to `progress`: the settlement run's, then writing the outputs.
 PHASES = (
     "validating",
@@ -100,17 +113,23 @@ def run_settlement_batch(job: SettlementJob, progress: Progress | None = None) -
     profile = load_profile(job.profile)
     out = Path(job.out)
     check_out(out, force=job.force)
+    clean_partials(out)
     book, extra = load_book(job, profile)
     settled = extra.get("settled_dates", [])
     if not isinstance(settled, list):
         raise Rejected(
             RejectReason.INVALID_SNAPSHOT, "snapshot metadata: settled_dates is not a list"
         )
+    book_key = None if job.snapshot is not None else files_key(job)
+    if book_key is not None:
+        settled = [*settled, *read_settled_record(out).get(book_key, [])]
     check_date(date, [str(d) for d in settled], force=job.force)
     instruments = book.instruments
     prices = read_prices(job.prices, instruments)
     funding = None if job.funding is None else read_funding(job.funding, instruments)
     fees = None if job.fees is None else read_fees(job.fees, instruments)
+    if fees is not None and job.fees is not None:
+        check_fee_accounts(book, fees, job.fees)
     loaded = time.perf_counter()
     context = nullcontext(_no_phase) if progress is None else progress(len(book.pos_qty))
     with context as phase:
@@ -119,8 +138,7 @@ def run_settlement_batch(job: SettlementJob, progress: Progress | None = None) -
         )
         settled_s = time.perf_counter()
         next_extra = with_settled_date(extra, date)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+        tmp = fresh_dir(out)
         try:
             phase(PHASES[-2])
             paths = write_outputs(
@@ -134,10 +152,12 @@ def run_settlement_batch(job: SettlementJob, progress: Progress | None = None) -
             )
             phase(PHASES[-1])
             write_snapshot(book, tmp / SNAPSHOT_NAME, next_extra)
-            _commit(tmp, out)
+            commit(tmp, out)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        if book_key is not None:
+            record_settled(out, book_key, date)
     written = time.perf_counter()
     return BatchOutcome(
         book=book,
@@ -259,19 +279,59 @@ def check_out(out: Path, *, force: bool) -> None:
         )
 
 
-def _commit(tmp: Path, out: Path) -> None:
-    """Put the finished directory in place; a previous settlement is replaced whole."""
-    if out.exists():
-        replaced = out.with_name(f".{out.name}.replaced")
-        if replaced.exists():
-            shutil.rmtree(replaced)
-        os.rename(out, replaced)
-        os.rename(tmp, out)
-        shutil.rmtree(replaced)
-    else:
-        os.rename(tmp, out)
-    dir_fd = os.open(out.parent, os.O_RDONLY)
+# ----- settled dates of a book from files ---------------------------------------------------
+def files_key(job: SettlementJob) -> str:
+    """SHA-256 of the instruments, accounts and positions files: which book from files."""
+    digest = hashlib.sha256()
+    for path in (job.instruments, job.accounts, job.positions):
+        assert path is not None
+        digest.update(Path(path).read_bytes())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def read_settled_record(out: Path) -> dict[str, list[str]]:
+    """The record beside `out`: book key -> dates settled; Rejected if it is not one."""
+    path = out.parent / SETTLED_RECORD
+    if not path.is_file():
+        return {}
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise Rejected(RejectReason.INVALID_FILE, f"{path}: not readable JSON: {exc}") from None
+    if not isinstance(doc, dict) or not all(
+        isinstance(v, list) and all(isinstance(d, str) for d in v) for v in doc.values()
+    ):
+        raise Rejected(RejectReason.INVALID_FILE, f"{path}: expected {{book: [dates]}}")
+    return doc
+
+
+def record_settled(out: Path, book_key: str, date: str) -> None:
+    """Add `date` to the book's settled dates beside `out` (temporary file, then rename)."""
+    record = read_settled_record(out)
+    record[book_key] = sorted({*record.get(book_key, []), date})
+    path = out.parent / SETTLED_RECORD
+    tmp = path.with_name(f"{SETTLED_RECORD}.tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def check_fee_accounts(book: Book, fees: FeesInput, path: Path) -> None:
+    """Every fee row names an account of the book, once; refusals name the file and row."""
+    rows = book.index.rows(fees.account_id)
+    unknown = np.flatnonzero(rows < 0)
+    if len(unknown):
+        i = int(unknown[0])
+        raise Rejected(
+            RejectReason.UNKNOWN_ACCOUNT,
+            f"{path}: row {i + 1}, column 'account_id': account {int(fees.account_id[i])}"
+            " is not in the book",
+        )
+    repeat = first_repeat(fees.account_id)
+    if repeat is not None:
+        earlier, later = repeat
+        raise Rejected(
+            RejectReason.DUPLICATE_ACCOUNT,
+            f"{path}: row {later + 1}, column 'account_id': account"
+            f" {int(fees.account_id[later])} repeats row {earlier + 1}",
+        )

@@ -2,9 +2,14 @@
 
 `run` pulls batches from a source, ticks the service (engine.service.tick.Service), records
 each tick's end offsets in the journal before publishing its outputs, and publishes them to
-the sink. On start it first replays the journaled ticks after the service's tick (a restore
-from a snapshot older than the crash), cutting each one exactly as it was, so the replay
-gives the same outputs and ids. Timing (the clock) stays here, outside the core.
+the sink. A snapshot covers every tick up to its own, and recovery resumes after it, so
+before writing one the driver flushes the sink: every output published so far is delivered
+and acknowledged (the sink's flush raises on any delivery error, and then no snapshot is
+written: a restart replays from the previous one and publishes again, with the same ids). A
+kill at any moment so never loses a tick's outputs. On start it first replays the journaled
+ticks after the service's tick (a restore from a snapshot older than the crash), cutting
+each one exactly as it was, so the replay gives the same outputs and ids. Timing (the clock)
+stays here, outside the core.
 
 Each snapshot also stores the metrics' counters (`metrics_counters`), so that a restored
 service counts on from them (engine.service.metrics). `max_ticks` counts the ticks this run
@@ -24,7 +29,7 @@ from engine.service.tick import Service
 
 
 class Snapshots(Protocol):
-    def maybe_write(self, service: Service, now: float, extra: dict[str, Any]) -> None: ...
+    def due(self, service: Service, now: float) -> bool: ...
 
     def write(self, service: Service, extra: dict[str, Any]) -> object: ...
 
@@ -115,15 +120,16 @@ def run(
         if batch:
             step(batch, replaying=False)
             result.ticks += 1
-            if snapshots is not None:
-                snapshots.maybe_write(service, now, extra())
+            if snapshots is not None and snapshots.due(service, now):
+                sink.flush()  # delivered and acknowledged before a snapshot covers them
+                snapshots.write(service, extra())
         elif exit_when_idle and source.idle():
             result.stopped_by = "idle"
             break
         if metrics is not None:
             metrics.observe_lag(source.lag())
             metrics.maybe_log(now, service)
-    sink.flush()
+    sink.flush()  # raises on a delivery error: then no final snapshot
     if snapshots is not None and final_snapshot:
         snapshots.write(service, extra())
     return result

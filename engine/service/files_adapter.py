@@ -189,8 +189,10 @@ class FileSink:
         self.counts[topic] = self.counts.get(topic, 0) + 1
 
     def flush(self) -> None:
+        """Written and fsynced: on disk before a snapshot covers them."""
         for handle in self._files.values():
             handle.flush()
+            os.fsync(handle.fileno())
 
     def close(self) -> None:
         for handle in self._files.values():

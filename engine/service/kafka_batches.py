@@ -46,7 +46,8 @@ class Buffers:
         return len(queue) if queue else 0
 
     def _order(self, tps: list[tuple[str, int]]) -> list[tuple[str, int]]:
-        # Account events before prices, each by partition: the order a tick applies them.
+        # Account events before prices, each by partition (the tick reorders the batch by
+        # event time itself: engine.service.tick.tick_order).
         return sorted(tps, key=lambda tp: (tp[0] == self.prices_topic, tp[0], tp[1]))
 
     def cut(

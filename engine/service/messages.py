@@ -23,8 +23,10 @@ Schemas (schema version `v` = 1; see docs/service.md for examples):
 
 - price (key: symbol): symbol, ts (event time, ms), seq (per symbol, increasing), and
   either `mark_price` or `index_prices` {source: price, ...}. The index is the median of the
-  sources; with an even count the lower middle one (an exact tick, no averaging). The mark
-  is that price; the service then holds it if it jumps outside the band (engine.service.tick).
+  sources; with an even count both middle ones are kept (`price`, `price_high`) and the
+  service takes their mean rounded to the tick toward the previous mark, or refuses the
+  price when they disagree beyond the band. The service then holds a price outside the
+  band (engine.service.tick).
 - account event (key: the account id in decimal): type, event_id (increasing within its
   partition), ts, and per type: deposit / withdraw {account, amount}; fill {symbol, price,
   qty > 0, buyer, seller, buyer_fee, seller_fee} (the buyer gets +qty); leverage {account,
@@ -77,8 +79,11 @@ class PriceUpdate:
     instrument: int
     ts: int  # event time, ms
     seq: int
-    price: int  # ticks: the mark, or the median of the index sources
+    price: int  # ticks: the mark, or the median of the index sources (the lower middle one)
     sources: int  # number of index sources; 0 when a mark price was given directly
+    # An even count of index sources: the upper middle one (the tick takes the mean of the
+    # two, or refuses the price when they disagree beyond the band); 0 otherwise.
+    price_high: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,8 +307,11 @@ def parse_price(value: bytes, key: bytes | None, instruments: InstrumentTable) -
         )
         for name in sources
     )
-    # The lower median: an exact tick even for an even count (no averaging, no rounding).
-    return PriceUpdate(symbol, instrument, ts, seq, ticks[(len(ticks) - 1) // 2], len(ticks))
+    # An odd count: the median. An even count: both middle ones; the tick resolves them
+    # against the band and the previous mark (engine.service.tick).
+    n = len(ticks)
+    high = ticks[n // 2] if n % 2 == 0 else 0
+    return PriceUpdate(symbol, instrument, ts, seq, ticks[(n - 1) // 2], n, high)
 
 
 def parse_account_event(

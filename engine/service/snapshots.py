@@ -17,9 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
-from engine.io.snapshot import SUFFIX, latest_valid_snapshot, prune_snapshots, write_snapshot
+from engine.io.snapshot import (
+    SUFFIX,
+    SnapshotError,
+    latest_valid_snapshot,
+    prune_snapshots,
+    write_snapshot,
+)
 from engine.service.state import ServiceConfig, ServiceState
 from engine.service.tick import Service
 from engine.waterfall.profile import Profile
@@ -57,12 +64,18 @@ class Snapshotter:
         self.written: list[Path] = []
         self.last_write_s = 0.0
 
+    def due(self, service: Service, now: float) -> bool:
+        """Whether a snapshot is due at the service's tick (the caller flushes its outputs
+        first, engine.service.driver.run, then calls write)."""
+        since = service.state.tick - (self.last_tick or 0)
+        return bool(
+            (self.every_ticks and since >= self.every_ticks)
+            or (self.every_s and now - self.last_time >= self.every_s)
+        )
+
     def maybe_write(self, service: Service, now: float, extra: dict[str, Any]) -> None:
-        tick = service.state.tick
-        since = tick - (self.last_tick or 0)
-        if (self.every_ticks and since >= self.every_ticks) or (
-            self.every_s and now - self.last_time >= self.every_s
-        ):
+        """write when due; only for callers with no outputs in flight."""
+        if self.due(service, now):
             self.write(service, extra)
 
     def write(self, service: Service, extra: dict[str, Any]) -> Path:
@@ -96,20 +109,29 @@ def restore(
     directory = Path(directory)
     if not directory.is_dir():
         return None, Recovery()
-    found, skipped = latest_valid_snapshot(directory)
+    states: dict[Path, ServiceState] = {}
+
+    def check(path: Path, book: Book, extra: dict[str, Any]) -> None:
+        saved = extra.get("service")
+        if not isinstance(saved, dict):
+            raise Rejected(
+                RejectReason.INVALID_SNAPSHOT, f"{path}: not a service snapshot (no service state)"
+            )
+        if saved.get("shard") != config.shard:
+            raise Rejected(
+                RejectReason.INVALID_SNAPSHOT,
+                f"{path}: snapshot of shard {saved.get('shard')!r}, not {config.shard!r}",
+            )
+        try:
+            states[path] = ServiceState.from_extra(saved)
+            int(extra.get("journal_position", 0))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise SnapshotError(f"{path}: service state unreadable: {exc!r}"[:300]) from None
+
+    found, skipped = latest_valid_snapshot(directory, check)
     if found is None:
         return None, Recovery(None, skipped)
     path, book, extra = found
-    saved = extra.get("service")
-    if not isinstance(saved, dict):
-        raise Rejected(
-            RejectReason.INVALID_SNAPSHOT, f"{path}: not a service snapshot (no service state)"
-        )
-    if saved.get("shard") != config.shard:
-        raise Rejected(
-            RejectReason.INVALID_SNAPSHOT,
-            f"{path}: snapshot of shard {saved.get('shard')!r}, not {config.shard!r}",
-        )
-    service = Service(book, profile, config, ServiceState.from_extra(saved), **service_options)
+    service = Service(book, profile, config, states[path], **service_options)
     service.journal_position = int(extra.get("journal_position", 0))
     return service, Recovery(path, skipped)

@@ -70,7 +70,8 @@ class ServiceState:
     last_event_id: dict[str, int] = field(default_factory=dict)  # per events partition
     last_price_seq: dict[str, int] = field(default_factory=dict)  # per symbol
     mark_seq: dict[str, int] = field(default_factory=dict)  # seq of the price behind a mark
-    # symbol -> [side, count, seq of the last price held]
+    # symbol -> [kind (engine.service.tick HELD_*), count, seq and price of the last price
+    # held, tick the count last rose in]
     held: dict[str, list[int]] = field(default_factory=dict)
     margin_call: list[int] = field(default_factory=list)  # account ids in margin call
 

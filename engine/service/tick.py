@@ -1,20 +1,38 @@
 """One tick of the service: a batch of input records in, the output records out,
 deterministic, no I/O of its own. (Over 400 lines: the per-record checks -- authorization,
-fill rules, limits -- must stay next to the apply they guard.)
+fill rules, limits, price sanity -- must stay next to the apply they guard.)
 
 A tick (Service.tick) takes a batch of records (topic, partition, offset, key, value bytes)
-and returns the output records it publishes, in order:
+and returns the output records it publishes, in order.
 
-1. account events, in batch order: validated (engine.service.messages), deduplicated by
-   event id (ids must increase within a partition; one at or below the last seen there is a
+The order (engine.service.order.tick_order): by event time (`ts`) across topics, ties by
+topic (account events before prices), then partition, then offset; each partition keeps
+its offset order, and a record that does not parse takes the time of the one before it in
+its partition. The order depends only on the batch, so a live run and a replay of its
+journal apply the same. The records in that order:
+
+1. an account event: validated (engine.service.messages), deduplicated by event id (ids
+   must increase within a partition; one at or below the last seen there is a
    `duplicate_event_id`), then applied to the book. A fill moves both sides atomically; when
    the events topic is sharded, each shard applies the sides whose accounts are keyed into
-   the record's partition (the producer sends a fill once per partition involved).
-2. prices, in batch order: validated, `stale_sequence` unless seq rises per symbol, then the
-   band: a price p against the reference r (the last accepted mark) is held, not acted on,
-   when |p - r| x 10^8 > band_rate x r, until `band_confirm` prices in a row lie outside the
-   band on the same side (the market really moved: the last of them is accepted). Accepted
-   prices are conflated: the last one per instrument becomes its mark.
+   the record's partition (the producer sends a fill once per partition involved). An
+   account event that follows accepted prices first closes their step (below), so it sees
+   the marks they set.
+2. a price: validated, `stale_sequence` unless seq rises per symbol, then price sanity
+   (Service._price_accepted): a price p against the reference r -- the symbol's mark as
+   the tick opened -- is held, not acted on, when |p - r| x 10^8 > band_rate x r, until
+   `band_confirm` prices in a row lie outside the band on the same side in as many ticks
+   (a move counts once per tick, so within one tick a mark moves at most the band however
+   many prices walk it); a symbol's first price is held until `band_confirm` prices in a
+   row agree within the band; a seq more than SEQ_GAP_MAX above the last accepted one is
+   held the same way; an index of an even count of sources takes the mean of the middle
+   two (rounded to the tick toward the previous mark), refused (`price_out_of_band`) when
+   they disagree by more than the band. Accepted prices are conflated until the next
+   account event or the end of the tick: the last one per instrument becomes its mark.
+
+Each step (a run of accepted prices, closed by an account event or the end of the tick;
+the end of the tick is a step even without prices) then runs:
+
 3. the sweep: engine.risk.incremental.IncrementalSweep (its statuses equal a full sweep's),
    or a full sweep; nothing runs until every instrument with open positions has a mark.
 4. margin calls: an account entering `margin_call` status gets one event.
@@ -54,6 +72,7 @@ that crashed, bit for bit, outputs and ids included.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -70,12 +89,14 @@ from engine.book.limits import (
     BALANCE_MAX,
     POSITION_SLOTS_MAX,
     RESERVED_ACCOUNT_BASE,
+    SEQ_GAP_MAX,
     VALUE_MAX,
 )
 from engine.book.reasons import RejectReason
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
+from engine.service.order import tick_order
 from engine.service.outputs import (
     TickOutputs,
     event_doc,
@@ -90,6 +111,9 @@ from engine.service.state import ServiceConfig, ServiceState, TickStats
 from engine.waterfall.events import Event, WaterfallResult
 from engine.waterfall.profile import Profile, is_reserved
 from engine.waterfall.run import SweptRows, run_waterfall
+
+# What a held price is waiting to confirm (the first element of ServiceState.held's lists).
+HELD_BELOW, HELD_ABOVE, HELD_FIRST, HELD_SEQ_JUMP = -1, 1, 0, 2
 
 
 class Service:
@@ -140,51 +164,63 @@ class Service:
         stats = TickStats(records=len(records))
         self.last_stats = stats
         out = TickOutputs(self.config.shard, state.tick)
-        events, prices = [], []
         for record in records:
             name = tp_name(record.topic, record.partition)
             assert record.offset >= state.offsets.get(name, 0), f"{name}: offset went back"
             state.offsets[name] = record.offset + 1
-            if record.topic == topics.account_events:
-                events.append(record)
-            elif record.topic == topics.prices:
-                prices.append(record)
-            else:
+            if record.topic not in (topics.account_events, topics.prices):
                 raise AssertionError(f"record from a topic the service does not read: {name}")
+        book = self.book
+        # The band's anchor: each symbol's mark as the tick opens (cumulative moves within a
+        # tick are banded against it, not against the last accepted price).
+        self._opening_mark = np.where(book.mark_set, book.mark, 0).astype(np.int64)
+        self._first_accepted: dict[int, int] = {}
+        self._marked_now = set()
         tick_ts = state.tick_ts
-        instruments = self.book.instruments
-        for record in events:
+        pending: dict[int, PriceUpdate] = {}  # accepted prices not yet marks: one step
+        for record, message in tick_order(records, topics, state.tick_ts, book.instruments):
+            if isinstance(message, Rejected):
+                self._dead_letter(out, stats, record, message)
+                continue
+            if isinstance(message, PriceUpdate):
+                try:
+                    update = self._guarded_price(message)
+                    if update is not None:
+                        pending[update.instrument] = update
+                        tick_ts = max(tick_ts, update.ts)
+                    else:
+                        stats.prices_held += 1
+                    stats.prices += 1
+                except Rejected as exc:
+                    self._dead_letter(out, stats, record, exc)
+                continue
+            if pending:
+                # An account event after prices: those prices' marks and their risk first.
+                self._step(out, stats, pending)
+                pending = {}
             try:
-                event = messages.parse_account_event(record.value, record.key, instruments)
-                self._apply_event(record, event)
-                tick_ts = max(tick_ts, event.ts)
+                self._apply_event(record, message)
+                tick_ts = max(tick_ts, message.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
-        accepted: dict[int, PriceUpdate] = {}
-        for record in prices:
-            try:
-                update = messages.parse_price(record.value, record.key, instruments)
-                if self._guarded_price(update, accepted):
-                    accepted[update.instrument] = update
-                    tick_ts = max(tick_ts, update.ts)
-                else:
-                    stats.prices_held += 1
-                stats.prices += 1
-            except Rejected as exc:
-                self._dead_letter(out, stats, record, exc)
         state.tick_ts = tick_ts
+        self._step(out, stats, pending)
+        stats.outputs = out.counts
+        return out.finish(tick_ts)
+
+    def _step(self, out: TickOutputs, stats: TickStats, accepted: dict[int, PriceUpdate]) -> None:
+        """Set the marks of a run of accepted prices (the last per instrument) and run the
+        risk at them: the sweep, margin calls and the waterfall."""
         self._marked_now = set()
         for _, update in sorted(accepted.items()):
             self.book.set_mark(update.symbol, update.price)
-            state.mark_seq[update.symbol] = update.seq
+            self.state.mark_seq[update.symbol] = update.seq
             self._marked_now.add(update.symbol)
         if self._marks_ready():
             self._risk(out, stats)
         elif self._incremental is None:
             self.book.changed_rows.clear()
-        stats.outputs = out.counts
-        return out.finish(tick_ts)
 
     def _dead_letter(
         self, out: TickOutputs, stats: TickStats, record: Record, exc: Rejected
@@ -331,58 +367,106 @@ class Service:
                 )
 
     # ----- prices ------------------------------------------------------------------------
-    def _guarded_price(self, update: PriceUpdate, accepted: dict[int, PriceUpdate]) -> bool:
+    def _guarded_price(self, update: PriceUpdate) -> PriceUpdate | None:
         """_price_accepted with the poison-pill guard: an exception puts the symbol's price
         state back and becomes an `internal_error` rejection."""
         state, symbol = self.state, update.symbol
         saved_seq = state.last_price_seq.get(symbol)
         saved_held = state.held.get(symbol)
         saved_held = None if saved_held is None else list(saved_held)
+        saved_first = self._first_accepted.get(update.instrument)
         try:
-            return self._price_accepted(update, accepted)
+            return self._price_accepted(update)
         except Exception as exc:
             for table, value in ((state.last_price_seq, saved_seq), (state.held, saved_held)):
                 if value is None:
                     table.pop(symbol, None)
                 else:
                     table[symbol] = value  # type: ignore[assignment]
+            if saved_first is None:
+                self._first_accepted.pop(update.instrument, None)
             if isinstance(exc, Rejected):
                 raise
             raise Rejected(
                 RejectReason.INTERNAL_ERROR, f"{symbol}: {type(exc).__name__}: {str(exc)[:300]}"
             ) from None
 
-    def _price_accepted(self, update: PriceUpdate, accepted: dict[int, PriceUpdate]) -> bool:
-        """Whether the band lets the price through now. Only an accepted price becomes the
-        symbol's last seq. A held one counts towards confirmation when its seq rises above
-        the last held one's, and otherwise starts the count again: a redelivered held
-        price never counts twice, and a held price can never block the prices after it."""
+    def _within_band(self, price: int, reference: int) -> bool:
+        band = self.config.band_rate
+        return band == 0 or abs(price - reference) * RATE_SCALE <= band * reference
+
+    def _index_price(self, update: PriceUpdate) -> PriceUpdate:
+        """An even count of index sources: the mean of the two middle ones, rounded to the
+        tick toward the previous mark (down without one); refused (`price_out_of_band`)
+        when the two lie farther apart than the band: one of them is wrong, and the service
+        cannot tell which."""
+        low, high = update.price, update.price_high
+        if high <= low:
+            return update
+        if not self._within_band(high, low):
+            raise Rejected(
+                RejectReason.PRICE_OUT_OF_BAND,
+                f"{update.symbol}: the middle index sources {low} and {high} ticks disagree"
+                f" by more than the band",
+            )
+        mean, odd = divmod(low + high, 2)
+        book = self.book
+        if odd and book.mark_set[update.instrument] and int(book.mark[update.instrument]) > mean:
+            mean += 1
+        return replace(update, price=mean, price_high=0)
+
+    def _price_accepted(self, update: PriceUpdate) -> PriceUpdate | None:
+        """The price to mark with, or None while the band holds it. Only an accepted price
+        becomes the symbol's last seq.
+
+        The reference is the symbol's mark as the tick opened; a symbol without one is
+        referenced to the first price accepted for it in this tick, and its very first
+        price is held like an out-of-band one. A held price is confirmed by `band_confirm`
+        prices in a row of the same kind (below the band, above it, first prices, or a seq
+        jump), each with a seq above the last held one and at most SEQ_GAP_MAX above it,
+        and (first prices and seq jumps) within the band of the one before: the last of
+        them is accepted. Prices below or above the band, and seq jumps, count once per
+        tick: within one tick a mark moves at most the band from its opening mark, however
+        many prices walk it. Any other price starts the count again, so a redelivered held
+        price never counts twice and a held price never blocks the prices after it. A seq
+        more than SEQ_GAP_MAX above the symbol's last accepted seq is held the same way, so
+        one message cannot push the seq to its bound and freeze the symbol."""
         state, symbol = self.state, update.symbol
         last_seq = state.last_price_seq.get(symbol, -1)
         if update.seq <= last_seq:
             raise Rejected(
                 RejectReason.STALE_SEQUENCE, f"{symbol}: seq {update.seq} is not above {last_seq}"
             )
-        held = state.held.get(symbol)
-        last_held = held[2] if held is not None and len(held) > 2 else -1
-        band = self.config.band_rate
-        if update.instrument in accepted:
-            reference = accepted[update.instrument].price
-        elif self.book.mark_set[update.instrument]:
-            reference = int(self.book.mark[update.instrument])
+        update = self._index_price(update)
+        reference = int(self._opening_mark[update.instrument])
+        if reference == 0:
+            reference = self._first_accepted.get(update.instrument, 0)
+        jump = last_seq >= 0 and update.seq - last_seq > SEQ_GAP_MAX
+        if reference == 0:
+            kind = HELD_FIRST
+            inside = self.config.band_rate == 0 and not jump
+        elif not self._within_band(update.price, reference):
+            kind = HELD_ABOVE if update.price > reference else HELD_BELOW
+            inside = False
         else:
-            reference = 0
-        inside = band == 0 or reference == 0
-        inside = inside or abs(update.price - reference) * RATE_SCALE <= band * reference
-        side = 1 if update.price > reference else -1
-        rising = held is not None and held[0] == side and update.seq > last_held
-        count = held[1] + 1 if held is not None and rising else 1
-        if inside or count >= self.config.band_confirm:
-            state.held.pop(symbol, None)
-            state.last_price_seq[symbol] = update.seq
-            return True
-        state.held[symbol] = [side, count, update.seq]
-        return False
+            kind, inside = HELD_SEQ_JUMP, not jump
+        if not inside:
+            held = state.held.get(symbol) or []
+            follows = (
+                len(held) >= 3 and held[0] == kind and held[2] < update.seq <= held[2] + SEQ_GAP_MAX
+            )
+            if follows and kind in (HELD_FIRST, HELD_SEQ_JUMP):
+                follows = len(held) > 3 and self._within_band(update.price, held[3])
+            count = held[1] + 1 if follows else 1
+            if follows and kind != HELD_FIRST and len(held) > 4 and held[4] == state.tick:
+                count = held[1]  # a move away from a mark counts once per tick
+            if count < self.config.band_confirm:
+                state.held[symbol] = [kind, count, update.seq, update.price, state.tick]
+                return None
+        state.held.pop(symbol, None)
+        state.last_price_seq[symbol] = update.seq
+        self._first_accepted.setdefault(update.instrument, update.price)
+        return update
 
     def _marks_ready(self) -> bool:
         book = self.book
@@ -493,7 +577,7 @@ class Service:
     def _event_doc(self, event: Event) -> dict[str, Any]:
         doc = event_doc(self.book, event, self.state.mark_seq.get(event.symbol))
         if event.symbol:
-            # True when this tick's price moved that mark (so that price message triggered
+            # True when this step's price moved that mark (so that price message triggered
             # it); false for a position of an account breached by another instrument's move.
             doc["mark_in_tick"] = event.symbol in self._marked_now
         return doc

@@ -219,7 +219,8 @@ BAD = [
         "account_id,symbol,qty,entry_price,leverage\n1,BTCUSDT,1,60000,0\n",
         ["row 1", "'leverage'", "1..10000"],
     ),
-    ("marks", MARKS.replace("3000.00", "-1"), ["row 2", "must not be negative"]),
+    ("marks", MARKS.replace("3000.00", "-1"), ["row 2", "must be positive"]),
+    ("marks", MARKS.replace("3000.00", "0"), ["row 2", "must be positive"]),
 ]
 
 
@@ -304,7 +305,7 @@ def test_sparse_account_ids(tmp_path: Path, instruments: InstrumentTable) -> Non
     # Ids far above the count take the binary-search path instead of a direct table.
     big = 10**15
     accounts = f"account_id,balance\n{big + 7},1\n{big},2\n"
-    positions = "account_id,symbol,qty,entry_price\n{},BTCUSDT,1,1\n{},ETHUSDT,1,1\n"
+    positions = "account_id,symbol,qty,entry_price\n{},BTCUSDT,1,60000\n{},ETHUSDT,1,3000\n"
     inputs = load(
         tmp_path, instruments, accounts=accounts, positions=positions.format(big, big + 7)
     )
@@ -318,3 +319,25 @@ def test_house_account_ids_are_refused(tmp_path: Path) -> None:
     path.write_text(f"account_id,balance\n1,10\n{RESERVED_ACCOUNT_BASE},5\n")
     with pytest.raises(Rejected, match="row 2"):
         read_accounts(path, InstrumentTable.load("engine/data/instruments.json"))
+
+
+def test_header_only_positions_and_insane_marks_are_refused(
+    tmp_path: Path, instruments: InstrumentTable
+) -> None:
+    header_only = "account_id,symbol,qty,entry_price\n"
+    with pytest.raises(Rejected, match=r"positions.csv: no positions") as caught:
+        load(tmp_path, instruments, positions=header_only)
+    assert caught.value.reason == "invalid_input"
+    # BTCUSDT's only entry is 59000.5: a mark of 0.1 is below 59000.5 / 10, refused; 5900.1
+    # (just above the tenth) and 590005 (ten times) are let through.
+    for mark, ok in (("0.1", False), ("5900.0", False), ("5900.1", True), ("590005.0", True)):
+        marks = MARKS.replace("60000.0", mark)
+        if ok:
+            load(tmp_path, instruments, marks=marks)
+            continue
+        with pytest.raises(Rejected, match=r"marks.csv: row 1, column 'mark_price'") as caught:
+            load(tmp_path, instruments, marks=marks)
+        assert caught.value.reason == "price_out_of_band"
+    # An instrument nobody holds is only checked for sign and grid.
+    positions = POSITIONS.replace("3,DOGEUSDT,-20000,0.142\n", "")
+    load(tmp_path, instruments, positions=positions, marks=MARKS.replace("0.15", "1000"))

@@ -103,3 +103,62 @@ def test_equal_books_write_equal_data_whatever_their_slot_history() -> None:
     lo = int(one.acct_start[row])
     assert one.pos_instrument[lo] == 5  # the reused slot comes first
     assert book_batch(one).equals(book_batch(two))
+
+
+def _mutations(size: int, n: int, seed: int) -> list[tuple[str, int, int]]:
+    """n seeded mutations of a file of `size` bytes: single bit flips anywhere, bit flips in
+    the last 4 KiB (the footer and the schema's metadata), and truncations."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        kind = ("flip", "flip_tail", "truncate")[i % 3]
+        if kind == "flip":
+            out.append(("flip", int(rng.integers(size)), int(rng.integers(8))))
+        elif kind == "flip_tail":
+            out.append(
+                ("flip", size - 1 - int(rng.integers(min(size, 4096))), int(rng.integers(8)))
+            )
+        else:
+            out.append(("truncate", int(rng.integers(size)), 0))
+    return out
+
+
+def test_fuzzed_snapshots_never_raise_anything_but_snapshot_error(tmp_path: Path) -> None:
+    # 600 flipped or truncated copies: each reads back as the original book (a flip in
+    # padding changes nothing) or raises SnapshotError; nothing else may escape.
+    book = traded_book()
+    original = write_snapshot(book, tmp_path / "good.arrow", {"tick": 3})
+    data = original.read_bytes()
+    expected = book_batch(read_snapshot(original)[0])
+    target = tmp_path / "bad.arrow"
+    refused = 0
+    for kind, at, bit in _mutations(len(data), 600, seed=13):
+        mutated = bytearray(data)
+        if kind == "flip":
+            mutated[at] ^= 1 << bit
+        else:
+            del mutated[at:]
+        target.write_bytes(bytes(mutated))
+        try:
+            restored, extra = read_snapshot(target)
+        except SnapshotError:
+            refused += 1
+            continue
+        assert book_batch(restored).equals(expected), (kind, at, bit)
+        assert extra == {"tick": 3}
+    assert refused >= 500  # nearly every mutation is caught, none raised anything else
+
+
+def test_a_flipped_metadata_bit_falls_back_to_the_older_snapshot(tmp_path: Path) -> None:
+    book = traded_book()
+    older = write_snapshot(book, tmp_path / "0001.arrow")
+    newest = write_snapshot(book, tmp_path / "0002.arrow")
+    data = bytearray(newest.read_bytes())
+    at = data.rindex(b"warning_rate")  # the footer schema's metadata: bit 7 -> invalid UTF-8
+    data[at] ^= 0x80
+    newest.write_bytes(bytes(data))
+    with pytest.raises(SnapshotError):
+        read_snapshot(newest)
+    found, skipped = latest_valid_snapshot(tmp_path)
+    assert found is not None and found[0] == older
+    assert len(skipped) == 1 and "0002" in skipped[0]

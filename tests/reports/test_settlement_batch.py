@@ -84,7 +84,8 @@ def test_insurance_fund_opens_the_fund_of_a_book_from_files(tmp_path: Path) -> N
     assert waterfall.fund_equity_after >= waterfall.fund_equity_before - waterfall.insurance_paid
     assert all(outcome.result.checks.values())
     assert "1,000.50 USDT →" in (tmp_path / "out" / "report.md").read_text()
-    empty = run_settlement_batch(_job(d, tmp_path / "empty"))
+    # (another parent: the same files and date settle once per parent, .settled-dates.json)
+    empty = run_settlement_batch(_job(d, tmp_path / "other" / "empty"))
     assert empty.result.waterfall.fund_equity_before == 0
 
 
@@ -123,3 +124,38 @@ def test_settle_command_takes_insurance_fund(tmp_path: Path) -> None:
     )
     assert settle_cli.run(args).status == 0
     assert "250.00 USDT →" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_a_book_from_files_is_settled_once_per_date(tmp_path: Path) -> None:
+    d = write_example_files(tmp_path / "in")
+    runs = tmp_path / "runs"
+    run_settlement_batch(_job(d, runs / "day1"))
+    # The same files, the same date, another output directory: refused, nothing written.
+    with pytest.raises(Rejected) as caught:
+        run_settlement_batch(_job(d, runs / "day1-again"))
+    assert caught.value.reason == "already_settled"
+    assert sorted(p.name for p in runs.iterdir()) == [".settled-dates.json", "day1"]
+    # An earlier date is out of order; forced, both go through.
+    with pytest.raises(Rejected) as caught:
+        run_settlement_batch(_job(d, runs / "day0", date="2025-10-10"))
+    assert caught.value.reason == "date_out_of_order"
+    run_settlement_batch(_job(d, runs / "day1-again", force=True))
+    run_settlement_batch(_job(d, runs / "day2", date="2025-10-12"))
+
+
+def test_killed_runs_are_cleaned_and_fee_rows_are_named(tmp_path: Path) -> None:
+    d = write_example_files(tmp_path / "in")
+    killed = tmp_path / ".out.abc123.partial"
+    killed.mkdir()
+    (killed / "ledger.parquet").write_bytes(b"half written")
+    fees = d / "fees.csv"
+    fees.write_text("account_id,fee\n1,1\n99,2\n")
+    with pytest.raises(Rejected, match=r"fees.csv: row 2, column 'account_id': account 99"):
+        run_settlement_batch(_job(d, tmp_path / "out"))
+    fees.write_text("account_id,fee\n1,1\n2,2\n1,3\n")
+    with pytest.raises(Rejected, match=r"fees.csv: row 3, column 'account_id'.*repeats row 1"):
+        run_settlement_batch(_job(d, tmp_path / "out"))
+    fees.write_text("account_id,fee\n1,1\n")
+    run_settlement_batch(_job(d, tmp_path / "out"))
+    assert not killed.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]

@@ -14,6 +14,7 @@ from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.cli import inspect as inspect_cli
 from engine.cli import serve as serve_cli
+from engine.io.snapshot import book_batch
 from engine.service import messages
 from engine.service.app import ServeConfig, serve
 from engine.service.files_adapter import file_source
@@ -95,3 +96,39 @@ def test_inspect_rejects_a_corrupt_snapshot(tmp_path: Path) -> None:
     with pytest.raises(Rejected) as caught:
         summarize(path)
     assert caught.value.reason == RejectReason.INVALID_SNAPSHOT
+
+
+def test_serve_skips_a_flipped_or_truncated_newest_snapshot(tmp_path: Path) -> None:
+    # A run stopped after 5 of 8 ticks with a snapshot per tick; its newest snapshot gets
+    # bit 7 of a metadata byte flipped, the one before is truncated: the restart logs both
+    # as skipped, restores tick 3's, replays the journal and ends where a run never
+    # stopped ends.
+    def config(root: Path, **kw: object) -> ServeConfig:
+        return ServeConfig(
+            synthetic_accounts=200,
+            synthetic_steps=8,
+            out_dir=root / "out",
+            snapshot_dir=root / "snap",
+            snapshot_every_ticks=1,
+            snapshots_keep=10,
+            **kw,  # type: ignore[arg-type]
+        )
+
+    whole, _, _ = serve(config(tmp_path / "whole"), log=lambda line: None)
+    run = tmp_path / "run"
+    serve(config(run, max_ticks=5), log=lambda line: None)
+    snaps = sorted((run / "snap").glob("*.arrow"))
+    newest, before = snaps[-1], snaps[-2]
+    assert (newest.name, before.name) == ("tick-000000000005.arrow", "tick-000000000004.arrow")
+    data = bytearray(newest.read_bytes())
+    data[data.rindex(b"warning_rate")] ^= 0x80
+    newest.write_bytes(bytes(data))
+    before.write_bytes(before.read_bytes()[: before.stat().st_size // 2])
+    lines: list[str] = []
+    resumed, result, status = serve(config(run), log=lines.append)
+    assert status == 0
+    assert sum(line.startswith("snapshot skipped") for line in lines) == 2
+    assert any("restored" in line and "tick-000000000003" in line for line in lines)
+    assert result.replayed == 2  # ticks 4 and 5, from the journal
+    assert resumed.state.tick == whole.state.tick
+    assert book_batch(resumed.book).equals(book_batch(whole.book))

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from engine.io.snapshot import book_batch, read_snapshot
 from engine.service.driver import run
 from engine.service.files_adapter import FileJournal, FileSink, MemorySink, StreamSource
@@ -105,3 +107,48 @@ def test_clean_stop_and_restart(tmp_path: Path) -> None:
     again.book.compact(canonical=True)
     assert book_batch(one.book).equals(book_batch(again.book))
     assert one.extra() == again.extra()
+
+
+def test_outputs_are_flushed_before_each_snapshot_and_a_failed_flush_writes_none(
+    tmp_path: Path,
+) -> None:
+    profile = Profile.shipped()
+    events, prices = scenario(n_pairs=10, n_prices=20, seed=5)
+    config = ServiceConfig(band_rate=0, fill_checks=False)
+    calls: list[str] = []
+
+    class Sink(MemorySink):
+        fail_at: int | None = None
+
+        def publish(self, topic: str, key: bytes, value: bytes) -> None:
+            calls.append("publish")
+            super().publish(topic, key, value)
+
+        def flush(self) -> None:
+            calls.append("flush")
+            if self.fail_at is not None and service.state.tick >= self.fail_at:
+                raise RuntimeError("1 output records failed: refused")
+
+    class Snaps(Snapshotter):
+        def write(self, service: Service, extra: dict[str, Any]) -> Path:
+            calls.append("snapshot")
+            return super().write(service, extra)
+
+    service = memory_service(profile, config)
+    source = StreamSource(streams_of(events, prices), batch_records=4)
+    snaps = Snaps(tmp_path / "a", every_s=0, every_ticks=1, keep=100)
+    run(service, source, Sink(), snapshots=snaps)
+    # Every snapshot right after a flush, and no publish between them.
+    assert calls.count("snapshot") == service.state.tick + 1  # each tick and the final one
+    for i, call in enumerate(calls):
+        if call == "snapshot":
+            assert calls[i - 1] == "flush"
+    # A flush that fails at tick 6: the driver stops there, the newest snapshot is tick 5's.
+    service = memory_service(profile, config)
+    source = StreamSource(streams_of(events, prices), batch_records=4)
+    snaps = Snaps(tmp_path / "b", every_s=0, every_ticks=1, keep=100)
+    sink = Sink()
+    sink.fail_at = 6
+    with pytest.raises(RuntimeError, match="output records failed"):
+        run(service, source, sink, snapshots=snaps)
+    assert snaps.written[-1].name == "tick-000000000005.arrow"

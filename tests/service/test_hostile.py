@@ -49,8 +49,9 @@ def fresh(config: ServiceConfig | None = None) -> Service:
         reasons(
             service,
             [
-                price("BTCUSDT", 1, "100000"),
-                price("ETHUSDT", 1, "4000"),
+                # A symbol's first price is held until band_confirm (3) prices confirm it.
+                *(price("BTCUSDT", seq, "100000") for seq in (1, 2, 3)),
+                *(price("ETHUSDT", seq, "4000") for seq in (1, 2, 3)),
                 record(messages.deposit_doc(1, TS0, 1, "10000")),
                 record(messages.deposit_doc(2, TS0, 2, "10000")),
             ],
@@ -127,7 +128,7 @@ def test_a_fill_too_large_at_the_mark_is_an_overflow_not_a_crash() -> None:
     fill = record(messages.fill_doc(10, TS0, "BTCUSDT", "0.1", "1000000", 1, 2))
     assert reasons(service, [fill]) == ["overflow"]
     assert unchanged(service, before)
-    assert reasons(service, [price("BTCUSDT", 2, "100001")]) == []  # the sweep runs
+    assert reasons(service, [price("BTCUSDT", 4, "100001")]) == []  # the sweep runs
 
 
 def test_sentinel_values_poison_nothing() -> None:
@@ -142,12 +143,15 @@ def test_sentinel_values_poison_nothing() -> None:
         record(messages.price_doc("BTCUSDT", TS0, big, mark_price="100000"), "prices"),
         record(messages.price_doc("BTCUSDT", big, 2, mark_price="100000"), "prices"),
     ]
+    # In event-time order: the records that do not parse take the time of the one before
+    # them in their partition (the tick's opening time for the first), so the refused
+    # withdrawal (TS0 + 5) comes after the two prices (TS0).
     assert reasons(service, bad) == [
         "invalid_event_id",
         "invalid_timestamp",
-        "unknown_account",
         "invalid_sequence",
         "invalid_timestamp",
+        "unknown_account",
     ]
     assert unchanged(service, before)
     # The partition and the market still move.
@@ -161,13 +165,13 @@ def test_a_held_price_with_a_huge_seq_does_not_freeze_the_market() -> None:
     held = price("BTCUSDT", 2**62 - 1, "50000")  # out of the band: held, not accepted
     assert reasons(service, [held]) == []
     assert service.last_stats.prices_held == 1
-    assert service.state.last_price_seq["BTCUSDT"] == 1
+    assert service.state.last_price_seq["BTCUSDT"] == 3
     # The real move (-40%): three prices in a row outside the band are accepted.
-    moves = [price("BTCUSDT", seq, "60000", TS0 + seq) for seq in (2, 3, 4)]
+    moves = [price("BTCUSDT", seq, "60000", TS0 + seq) for seq in (4, 5, 6)]
     for r in moves:
         assert reasons(service, [r]) == []
     assert int(service.book.mark[0]) == 600_000
-    assert service.state.last_price_seq["BTCUSDT"] == 4
+    assert service.state.last_price_seq["BTCUSDT"] == 6
     # A redelivered held price never counts twice.
     service2 = fresh()
     again = [price("BTCUSDT", 5, "60000"), price("BTCUSDT", 5, "60000")]
@@ -201,7 +205,7 @@ def test_poison_pills_leave_the_state_exactly_as_before(monkeypatch: pytest.Monk
         record(messages.fill_doc(11, TS0 + 1, "ETHUSDT", "4000", "1", 2, 1)),
         record(messages.deposit_doc(12, TS0 + 1, 77, "5")),  # opens account 77
         record(messages.deposit_doc(13, TS0 + 1, 1, "5")),
-        price("BTCUSDT", 2, "100100", TS0 + 1),
+        price("BTCUSDT", 4, "100100", TS0 + 1),
     ]
     assert reasons(service, pills) == ["internal_error"] * 5
     assert unchanged(service, before)

@@ -205,7 +205,8 @@ def test_bad_input_is_dead_lettered(kafka_bootstrap: str, tmp_path: Path) -> Non
         messages.fill_doc(3, TS0, "BTCUSDT", "100000", "0.1", 1, 2),
     ]
     _produce(bootstrap, inputs + "account-events", _event_records(events))
-    prices = [messages.price_doc("BTCUSDT", TS0, 1, mark_price="100000")]
+    # A first price marks once three prints in a row confirm it.
+    prices = [messages.price_doc("BTCUSDT", TS0, seq, mark_price="100000") for seq in (1, 2, 3)]
     _produce(bootstrap, inputs + "prices", _price_records(prices))
     _serve(_args(bootstrap, inputs, outputs, tmp_path))
     book_before, state_before = _final(tmp_path)
@@ -253,7 +254,8 @@ def test_two_instances_share_the_account_partitions(kafka_bootstrap: str, tmp_pa
         for i in range(30)
     ]
     _produce(bootstrap, inputs + "account-events", _event_records(events))
-    prices = [messages.price_doc("BTCUSDT", TS0, 1, mark_price="100000")]
+    # A first price marks once three prints in a row confirm it.
+    prices = [messages.price_doc("BTCUSDT", TS0, seq, mark_price="100000") for seq in (1, 2, 3)]
     _produce(bootstrap, inputs + "prices", _price_records(prices))
     group = _unique("group")
     services: dict[str, Service] = {}

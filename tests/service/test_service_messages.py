@@ -62,9 +62,10 @@ def test_index_median() -> None:
         "BTCUSDT", TS, 1, index_prices={"a": "100100", "b": "99990", "c": "100000"}
     )
     assert price(doc) == PriceUpdate("BTCUSDT", 0, TS, 1, 1_000_000, 3)
-    # Even count: the lower of the two middle prices (99990 and 100000) -> 999_900 ticks.
+    # Even count: both middle prices (99990 and 100000) -> 999_900 and 1_000_000 ticks; the
+    # tick resolves them (tests/service/test_prices.py).
     doc["index_prices"] = {"a": "100100", "b": "99990", "c": "100000", "d": "90000"}
-    assert price(doc).price == 999_900
+    assert (price(doc).price, price(doc).price_high) == (999_900, 1_000_000)
 
 
 @pytest.mark.parametrize(

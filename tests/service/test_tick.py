@@ -129,6 +129,7 @@ def test_band_holds_a_jump_until_confirmed() -> None:
     # on the same side is accepted. 95_000 (5%) is accepted at once.
     profile = Profile.shipped()
     service = memory_service(profile, ServiceConfig(band_rate=10_000_000, band_confirm=3))
+    service.book.set_mark("BTCUSDT", 1_000_000)  # as restored: the first price is banded
     prices = [
         messages.price_doc("BTCUSDT", TS0, 1, mark_price="100000"),
         messages.price_doc("BTCUSDT", TS0 + 1, 2, mark_price="89000"),

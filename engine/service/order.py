@@ -1,0 +1,57 @@
+"""The order a tick applies its batch in: event time across topics, ties by topic
+(account events before prices), partition, offset, each partition in offset order.
+
+A merge of the partitions by the event time of their next record, so a partition's records
+keep their offset order (event ids and seqs must rise within it) whatever their `ts`. The
+order depends only on the batch: a live run and a replay of its journal, which re-cuts
+the same batches, apply the same order (engine.service.tick, docs/service.md).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from engine.book.errors import Rejected
+from engine.book.instruments import InstrumentTable
+from engine.service import messages
+from engine.service.ports import Record, Topics
+
+
+def tick_order(
+    records: Sequence[Record], topics: Topics, opening_ts: int, instruments: InstrumentTable
+) -> Iterator[tuple[Record, Any]]:
+    """The batch parsed, in the order a tick applies it: by event time across topics, ties
+    by topic (account events before prices), partition, offset; each partition keeps its
+    offset order (a merge of the partitions by the event time of their next record). A
+    record that does not parse takes the event time of the record before it in its
+    partition (the tick's opening event time for the first) and comes out as its
+    Rejected. A live run and a replay cut the same batches, so they apply the same order."""
+    queues: dict[tuple[int, str, int], list[tuple[int, Record, Any]]] = {}
+    for record in records:
+        events = record.topic == topics.account_events
+        key = (0 if events else 1, record.topic, record.partition)
+        queue = queues.setdefault(key, [])
+        message: Any
+        try:
+            if events:
+                message = messages.parse_account_event(record.value, record.key, instruments)
+            else:
+                message = messages.parse_price(record.value, record.key, instruments)
+            ts = message.ts
+        except Rejected as exc:
+            message, ts = exc, queue[-1][0] if queue else opening_ts
+        queue.append((ts, record, message))
+    for queue in queues.values():
+        assert all(a[1].offset < b[1].offset for a, b in zip(queue, queue[1:], strict=False))
+    heads = [(queue[0][0], key, queue[0][1].offset, 0) for key, queue in queues.items()]
+    heapq.heapify(heads)
+    while heads:
+        _, key, _, i = heapq.heappop(heads)
+        queue = queues[key]
+        _, record, message = queue[i]
+        yield record, message
+        if i + 1 < len(queue):
+            ts = queue[i + 1][0]
+            heapq.heappush(heads, (ts, key, queue[i + 1][1].offset, i + 1))
