@@ -15,16 +15,20 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.book.book import Book
+from engine.book.errors import Rejected
 from engine.book.fixed import format_units
+from engine.book.reasons import RejectReason
 from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
+    add_model_arguments,
     add_warning_level_argument,
     warning_rate,
 )
 from engine.reports.customers import StatusTally
 from engine.reports.risk_report import write_risk_report
+from engine.waterfall.profile import Profile, ProfileError
 
 WARNING_LEVEL_DEFAULT = "0.8"
 
@@ -33,9 +37,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_book_arguments(parser)
     add_marks_and_out_arguments(parser)
     add_warning_level_argument(parser, WARNING_LEVEL_DEFAULT)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="rules whose risk models ([collateral], [stop_out], [isolated]) apply",
+    )
+    add_model_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    profile = None
+    if args.profile is not None:
+        try:
+            profile = Profile.load(args.profile)
+        except ProfileError as exc:
+            raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
     report = write_risk_report(
         args.instruments,
         args.accounts,
@@ -43,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         args.marks,
         args.out,
         warning_rate=warning_rate(args.warning_level),
+        profile=profile,
+        collateral=args.collateral,
+        collateral_prices=args.collateral_prices,
     )
     _print_summary(report.book, report.n_positions, report.paths, report.seconds, report.customers)
     return EXIT_OK

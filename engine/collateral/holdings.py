@@ -180,7 +180,9 @@ class CollateralBook:
         asset = self.asset(symbol)
         qty = as_int(qty, "qty")
         if not qty > 0:
-            raise Rejected(RejectReason.INVALID_QTY, f"collateral withdrawal must be positive: {qty}")
+            raise Rejected(
+                RejectReason.INVALID_QTY, f"collateral withdrawal must be positive: {qty}"
+            )
         book = self.book
         row = book.row_of(account_id)
         held = self.qty[asset].get(row, 0)

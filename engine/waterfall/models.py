@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.book.book import STATUS_LIQUIDATE, Book
+from engine.book.book import Book
 from engine.book.ledger import Reason
 from engine.collateral.holdings import CollateralBook
 from engine.fx.stop_out import margin_level_status
@@ -37,7 +37,9 @@ class Models:
     def for_profile(cls, book: Book, profile: Profile) -> Models:
         """Empty model state for a book under a profile (None where the profile has none)."""
         return cls(
-            collateral=None if profile.collateral is None else CollateralBook(book, profile.collateral),
+            collateral=None
+            if profile.collateral is None
+            else CollateralBook(book, profile.collateral),
             isolated=None
             if profile.isolated is None
             else IsolatedRegistry(book, profile.isolated.subaccount_base),
@@ -49,7 +51,9 @@ class Models:
 
 
 def uses_models(profile: Profile) -> bool:
-    return not (profile.collateral is None and profile.stop_out is None and profile.isolated is None)
+    return not (
+        profile.collateral is None and profile.stop_out is None and profile.isolated is None
+    )
 
 
 def model_sweep(
@@ -80,11 +84,11 @@ def prepare_takeovers(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Before the takeovers of `rows` (breached, in any order): isolated top-ups, then the
     collateral sale. Returns the rows still breached with their (unchanged) figures."""
-    if models.isolated is not None and profile.isolated is not None:
-        if profile.isolated.auto_add_margin:
-            saved = top_up_isolated(book, profile, models.isolated, rows, equity, maintenance, result)
-            keep = ~np.isin(rows, saved)
-            rows, equity, maintenance = rows[keep], equity[keep], maintenance[keep]
+    isolated = profile.isolated
+    if models.isolated is not None and isolated is not None and isolated.auto_add_margin:
+        saved = top_up_isolated(book, profile, models.isolated, rows, equity, maintenance, result)
+        keep = ~np.isin(rows, saved)
+        rows, equity, maintenance = rows[keep], equity[keep], maintenance[keep]
     if models.collateral is not None and len(rows):
         sell_collateral(book, models.collateral, rows, result)
     return rows, equity, maintenance
@@ -94,9 +98,11 @@ def sell_collateral(
     book: Book, collateral: CollateralBook, rows: np.ndarray, result: WaterfallResult
 ) -> None:
     """Sell the breached accounts' collateral at its haircut value (equity unchanged)."""
-    held = [row for row in sorted(set(rows.tolist())) if collateral.row_value(row) or any(
-        row in q for q in collateral.qty
-    )]
+    held = [
+        row
+        for row in sorted(set(rows.tolist()))
+        if collateral.row_value(row) or any(row in q for q in collateral.qty)
+    ]
     for row in held:
         event_id = book.new_event_id()
         equity = book.account_margin(int(book.account_id[row]))[0]

@@ -260,7 +260,9 @@ def _isolated_rules(doc: dict[str, Any]) -> IsolatedRules | None:
         return None
     base = table.get("subaccount_base", ISOLATED_SUBACCOUNT_BASE_DEFAULT)
     if isinstance(base, bool) or not isinstance(base, int) or not 0 < base < RESERVED_ACCOUNT_BASE:
-        raise ProfileError(f"isolated.subaccount_base: expected an id from 1 below 2^62, got {base!r}")
+        raise ProfileError(
+            f"isolated.subaccount_base: expected an id from 1 below 2^62, got {base!r}"
+        )
     return IsolatedRules(
         auto_add_margin=_bool(table, "auto_add_margin", "isolated", True),
         auto_add_target=_choice(table, "auto_add_target", "isolated", AUTO_ADD_TARGETS, "initial"),
