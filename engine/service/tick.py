@@ -88,6 +88,7 @@ from engine.service.ports import Output, Record, tp_name
 from engine.service.rollback import Savepoint
 from engine.service.state import ServiceConfig, ServiceState, TickStats
 from engine.waterfall.events import Event, WaterfallResult
+from engine.waterfall.models import Models, model_sweep, uses_models
 from engine.waterfall.profile import Profile, is_reserved
 from engine.waterfall.run import SweptRows, run_waterfall
 
@@ -104,11 +105,16 @@ class Service:
         *,
         partition_of_account: Callable[[int], int] | None = None,
         clock: Callable[[], float] | None = None,
+        models: Models | None = None,
     ) -> None:
         if book.index.find(profile.fund_account_id) is None:
             raise ValueError("the insurance fund's account must be open (engine.waterfall)")
         self.book = book
         self.profile = profile
+        # The profile's risk models (engine.waterfall.models): their state, and whether a tick
+        # takes their path (a full model sweep, their steps before the takeovers).
+        self.models = models if models is not None else Models.for_profile(book, profile)
+        self._with_models = uses_models(profile)
         self.config = config or ServiceConfig()
         self.state = state or ServiceState()
         # None: this instance owns every account (one partition, files, or no sharding).
@@ -153,17 +159,28 @@ class Service:
                 raise AssertionError(f"record from a topic the service does not read: {name}")
         tick_ts = state.tick_ts
         instruments = self.book.instruments
+        assets = () if self.profile.collateral is None else self.profile.collateral.assets
         for record in events:
             try:
-                event = messages.parse_account_event(record.value, record.key, instruments)
+                event = (
+                    assets and messages.parse_collateral_event(record.value, record.key, assets)
+                ) or messages.parse_account_event(record.value, record.key, instruments)
                 self._apply_event(record, event)
                 tick_ts = max(tick_ts, event.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
         accepted: dict[int, PriceUpdate] = {}
+        collateral_prices: dict[str, messages.CollateralPrice] = {}
         for record in prices:
             try:
+                if assets and (
+                    collateral := messages.parse_collateral_price(record.value, record.key, assets)
+                ):
+                    self._collateral_price(collateral, collateral_prices)
+                    tick_ts = max(tick_ts, collateral.ts)
+                    stats.prices += 1
+                    continue
                 update = messages.parse_price(record.value, record.key, instruments)
                 if self._guarded_price(update, accepted):
                     accepted[update.instrument] = update
@@ -179,6 +196,9 @@ class Service:
             self.book.set_mark(update.symbol, update.price)
             state.mark_seq[update.symbol] = update.seq
             self._marked_now.add(update.symbol)
+        for symbol, collateral in sorted(collateral_prices.items()):
+            assert self.models.collateral is not None
+            self.models.collateral.set_price(symbol, collateral.price)
         if self._marks_ready():
             self._risk(out, stats)
         elif self._incremental is None:
@@ -252,6 +272,11 @@ class Service:
             book.withdraw(event.account, event.amount, event_id=event.event_id)
         elif isinstance(event, LeverageChange):
             book.set_leverage(event.account, event.symbol, event.leverage)
+        elif isinstance(event, messages.CollateralTransfer):
+            collateral = self.models.collateral
+            assert collateral is not None, "collateral events parse only with [collateral]"
+            move = collateral.withdraw if event.withdraw else collateral.deposit
+            move(event.account, event.asset, event.qty, event.event_id)
         else:
             assert isinstance(event, Fill)
             sides = [
@@ -384,8 +409,23 @@ class Service:
         state.held[symbol] = [side, count, update.seq]
         return False
 
+    def _collateral_price(
+        self, update: messages.CollateralPrice, accepted: dict[str, messages.CollateralPrice]
+    ) -> None:
+        """A collateral price: its seq must rise per symbol; the last one of a tick counts."""
+        last_seq = self.state.last_price_seq.get(update.symbol, -1)
+        if update.seq <= last_seq:
+            raise Rejected(
+                RejectReason.STALE_SEQUENCE,
+                f"{update.symbol}: seq {update.seq} is not above {last_seq}",
+            )
+        self.state.last_price_seq[update.symbol] = update.seq
+        accepted[update.symbol] = update
+
     def _marks_ready(self) -> bool:
         book = self.book
+        if self.models.collateral is not None and not self.models.collateral.prices_ready():
+            return False
         if book.mark_set.all():
             return True
         book.compact()
@@ -398,8 +438,12 @@ class Service:
     def _risk(self, out: TickOutputs, stats: TickStats) -> None:
         book, profile = self.book, self.profile
         started = self._now()
-        incremental = self._choose_incremental()
-        if incremental is not None:
+        incremental = None if self._with_models else self._choose_incremental()
+        if self._with_models:
+            rows, equity, maintenance, status = model_sweep(book, profile)
+            book.changed_rows.clear()
+            stats.full_sweep = True
+        elif incremental is not None:
             result = incremental.tick()
             rows, equity, maintenance, status = (
                 result.rows,
@@ -426,7 +470,7 @@ class Service:
             return
         started = self._now()
         swept = SweptRows(rows, equity, maintenance, status)
-        waterfall = run_waterfall(book, profile, swept=swept)
+        waterfall = run_waterfall(book, profile, swept=swept, models=self.models)
         stats.waterfall = True
         stats.accounts_liquidated = waterfall.accounts_liquidated
         stats.waterfall_s = self._now() - started
