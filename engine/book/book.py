@@ -73,6 +73,9 @@ class Book:
         # Cost basis of positions loaded from outside (not built by fills in this book): the
         # clearing account's balance plus the open cost basis equals this in a closed book.
         self.opening_position_cost = 0
+        # Money value of each row's collateral assets (engine.collateral), added to the
+        # balance in every risk view; None when the book holds no collateral.
+        self.collateral_value: np.ndarray | None = None
 
     # ----- accounts' columns (engine.book.balances) --------------------------------------
     @property
@@ -90,6 +93,19 @@ class Book:
     @property
     def _balance(self) -> np.ndarray:
         return self.balances.amount
+
+    def risk_balance(self) -> np.ndarray:
+        """What the risk views count as each row's wallet: the balance plus the haircut
+        value of its collateral (engine.collateral; the balance alone without any)."""
+        if self.collateral_value is None:
+            return self.balance
+        n = self.n_accounts
+        extra = np.zeros(n, dtype=np.int64)
+        k = min(n, len(self.collateral_value))
+        extra[:k] = self.collateral_value[:k]
+        if ((extra > 0) & (self.balance > INT64_MAX - extra)).any():
+            raise OverflowError("a balance plus its collateral value exceeds int64")
+        return self.balance + extra
 
     @property
     def index(self) -> AccountIndex:
@@ -207,7 +223,7 @@ class Book:
             symbol = self.instruments.instruments[unmarked[0]].symbol
             raise Rejected(RejectReason.NO_MARK, f"no mark price yet for {symbol}")
         risk = self.risk.sweep_slots(
-            lo, hi, self._balance[row : row + 1], self.warning_rate, with_initial_margin=True
+            lo, hi, self._risk_row(row), self.warning_rate, with_initial_margin=True
         )
         assert risk.initial_margin is not None
         return int(risk.equity[0]), int(risk.initial_margin[0])
@@ -240,7 +256,16 @@ class Book:
         upnl = sum(
             q * int(self.mark_lot_value[inst]) - c for inst, q, c in self.positions.of_row(row)
         )
-        return int(self._balance[row]) + upnl
+        return int(self._risk_row(row)[0]) + upnl
+
+    def _risk_row(self, row: int) -> np.ndarray:
+        """risk_balance of one row, as a length-1 array."""
+        if self.collateral_value is None or row >= len(self.collateral_value):
+            return self._balance[row : row + 1]
+        total = int(self._balance[row]) + int(self.collateral_value[row])
+        if total > INT64_MAX:
+            raise OverflowError(f"account row {row}: balance plus collateral value exceeds int64")
+        return np.array([total], dtype=np.int64)
 
     def account_margin(self, account_id: int) -> tuple[int, int]:
         """(equity, maintenance margin) of one account at the current marks, exact."""
@@ -249,7 +274,7 @@ class Book:
             self.compact()
         lo, hi = int(self.acct_start[row]), int(self.acct_start[row + 1])
         risk = self.risk.sweep_slots(
-            lo, hi, self._balance[row : row + 1], self.warning_rate, with_initial_margin=False
+            lo, hi, self._risk_row(row), self.warning_rate, with_initial_margin=False
         )
         return int(risk.equity[0]), int(risk.maintenance_margin[0])
 
@@ -480,7 +505,7 @@ class Book:
         """
         try:
             return self.risk.sweep(
-                self.balance,
+                self.risk_balance(),
                 self.warning_rate,
                 with_initial_margin=with_initial_margin,
                 threads=self.sweep_threads if threads is None else threads,
@@ -492,7 +517,7 @@ class Book:
 
     def sweep_rows(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Equity, maintenance margin and status of the given account rows only."""
-        return self.risk.sweep_rows(rows, self.balance, self.warning_rate)
+        return self.risk.sweep_rows(rows, self.risk_balance(), self.warning_rate)
 
     def position_margins(self) -> dict[str, np.ndarray]:
         """Per slot: notional, unrealized_pnl, maintenance_margin, initial_margin, tier."""
@@ -501,7 +526,7 @@ class Book:
     def liquidation_prices(self) -> tuple[np.ndarray, np.ndarray]:
         """Cross liquidation and bankruptcy price (ticks; NULL_PRICE = none) of each slot."""
         self.compact()
-        return self.risk.liquidation_prices(self.balance)
+        return self.risk.liquidation_prices(self.risk_balance())
 
     # ----- bulk load ---------------------------------------------------------------------
     @classmethod

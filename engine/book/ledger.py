@@ -38,6 +38,8 @@ class Reason(IntEnum):
     SOCIALIZED_LOSS = 10
     FUNDING = 11
     VARIATION_MARGIN = 12
+    COLLATERAL_SALE = 13  # a breached account's collateral sold at its haircut value
+    ISOLATED_MARGIN = 14  # margin moved between an account and its isolated position
 
 
 _COLUMNS = ("seq", "event_id", "debit", "credit", "amount", "reason")

@@ -59,6 +59,9 @@ class RejectReason(StrEnum):
     UNKNOWN_SYMBOL = "unknown_symbol"
     DUPLICATE_SYMBOL = "duplicate_symbol"
     DUPLICATE_POSITION = "duplicate_position"
+    UNKNOWN_ASSET = "unknown_asset"  # a collateral asset the profile does not list
+    INSUFFICIENT_COLLATERAL = "insufficient_collateral"  # withdrawing more than is held
+    NOT_ISOLATED = "not_isolated"  # an isolated-margin operation on a cross account
     NOT_OWNED = "not_owned"
     NOT_PERPETUAL = "not_perpetual"
     NO_MARK = "no_mark"

@@ -80,3 +80,11 @@ def warning_rate(text: str, option: str = "--warning-level") -> int:
     if not 0 < rate <= RATE_SCALE:
         raise FixedPointError(f"{option}: must be above 0 and at most 1, got {text}")
     return rate
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """The risk models' extra inputs (engine.io.model_inputs documents the columns)."""
+    parser.add_argument(
+        "--collateral", type=Path, help="collateral balances: account_id, asset, qty"
+    )
+    parser.add_argument("--collateral-prices", type=Path, help="collateral prices: asset, price")

@@ -27,6 +27,7 @@ from engine.book.reasons import RejectReason
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
+    add_model_arguments,
     add_warning_level_argument,
     profile_path,
     warning_rate,
@@ -52,6 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the insurance fund's opening balance, a decimal in the money currency",
     )
     add_warning_level_argument(parser, None)
+    add_model_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> Outcome:
@@ -82,6 +84,8 @@ def run(args: argparse.Namespace) -> Outcome:
         args.out,
         fund_amount=fund_amount,
         warning_rate=rate,
+        collateral=args.collateral,
+        collateral_prices=args.collateral_prices,
     )
     # The load stage counts from the start: the profile and instruments were read here.
     load_s, waterfall_s, report_s, write_s = tick.seconds

@@ -16,16 +16,21 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.book.book import Book
+from engine.book.errors import Rejected
 from engine.book.fixed import format_units
+from engine.book.reasons import RejectReason
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
+    add_model_arguments,
     add_warning_level_argument,
+    profile_path,
     warning_rate,
 )
 from engine.cli.outcome import Outcome
 from engine.reports.customers import StatusTally
 from engine.reports.risk_report import write_risk_report
+from engine.waterfall.profile import Profile, ProfileError
 
 WARNING_LEVEL_DEFAULT = "0.8"
 
@@ -34,9 +39,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_book_arguments(parser)
     add_marks_and_out_arguments(parser)
     add_warning_level_argument(parser, WARNING_LEVEL_DEFAULT)
+    parser.add_argument(
+        "--profile",
+        type=profile_path,
+        default=None,
+        help="rules whose risk models ([collateral], [stop_out], [isolated]) apply",
+    )
+    add_model_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> Outcome:
+    profile = None
+    if args.profile is not None:
+        try:
+            profile = Profile.load(args.profile)
+        except ProfileError as exc:
+            raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
     report = write_risk_report(
         args.instruments,
         args.accounts,
@@ -44,6 +62,9 @@ def run(args: argparse.Namespace) -> Outcome:
         args.marks,
         args.out,
         warning_rate=warning_rate(args.warning_level),
+        profile=profile,
+        collateral=args.collateral,
+        collateral_prices=args.collateral_prices,
     )
     return Outcome(
         _print_summary(

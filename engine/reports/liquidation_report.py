@@ -45,15 +45,18 @@ from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
 from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
 from engine.io.ledger_export import ledger_to_arrow
+from engine.io.model_inputs import model_book, needs_models
 from engine.reports.customers import FundState, StatusTally, fund_state, status_tally
 from engine.reports.decimals import money_array
 from engine.reports.event_tables import events_table
+from engine.reports.model_tables import with_model_columns
 from engine.reports.out_dir import write_tables_whole
 from engine.reports.risk_tables import risk_tables
 from engine.reports.run_info import builtin_digest, input_digest, run_info, with_run_info
 from engine.waterfall.conservation import audit
 from engine.waterfall.events import WaterfallResult
 from engine.waterfall.fund import open_fund
+from engine.waterfall.models import model_sweep
 from engine.waterfall.profile import Profile, ProfileError, reserved_mask
 from engine.waterfall.quantiles import account_adl_quantiles, adl_quantiles
 from engine.waterfall.run import run_waterfall
@@ -101,6 +104,8 @@ def liquidation_tick(
     fund_amount: int,
     warning_rate: int,
     command: Sequence[str] | None = None,
+    collateral: Path | None = None,
+    collateral_prices: Path | None = None,
 ) -> LiquidationTick:
     """Read the files, run one tick of the waterfall with the fund opened at `fund_amount`
     money units, audit it and write the tables under `out` (see the module docstring).
@@ -131,18 +136,35 @@ def liquidation_tick(
         },
         command=command,
     )
-    book = book_from_inputs(instruments, accounts, positions, marks, warning_rate=warning_rate)
+    models = None
+    if needs_models(profile, instruments, positions_path, collateral, collateral_prices):
+        book, models = model_book(
+            profile,
+            instruments,
+            inputs,
+            warning_rate=warning_rate,
+            collateral=collateral,
+            collateral_prices=collateral_prices,
+        )
+    else:
+        book = book_from_inputs(instruments, accounts, positions, marks, warning_rate=warning_rate)
     closed = nets_to_zero(instruments, positions)
     open_fund(book, profile, fund_amount)
     loaded = time.perf_counter()
-    result = run_waterfall(book, profile)
+    result = run_waterfall(book, profile, models=models)
     liquidated = time.perf_counter()
     audit(book, closed=closed)  # raises ConservationError, naming what differs
+    if models is not None:
+        models.audit()
 
     account_table, position_table = adl_risk_tables(book, profile)
+    if models is not None:
+        account_table = with_model_columns(account_table, book, profile, models)
     account_table = with_house_column(account_table, profile)
     position_table = with_house_column(position_table, profile)
     status = book.sweep(with_initial_margin=False).status
+    if models is not None:
+        status = model_sweep(book, profile)[3]
     customers = status_tally(book, status, profile)
     fund = fund_state(book, status, profile)
     assert fund is not None, "the fund was opened"

@@ -15,10 +15,13 @@ from pathlib import Path
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
 from engine.io.book_inputs import book_from_inputs, read_book_inputs
+from engine.io.model_inputs import model_book, needs_models
 from engine.reports.customers import StatusTally, status_tally
+from engine.reports.model_tables import with_model_columns
 from engine.reports.out_dir import write_tables_whole
 from engine.reports.risk_tables import risk_tables
 from engine.reports.run_info import input_digest, run_info, with_run_info
+from engine.waterfall.models import model_sweep
 from engine.waterfall.profile import Profile
 
 
@@ -40,9 +43,15 @@ def write_risk_report(
     *,
     warning_rate: int,
     command: Sequence[str] | None = None,
+    profile: Profile | None = None,
+    collateral: Path | None = None,
+    collateral_prices: Path | None = None,
 ) -> RiskReport:
     """Read the files, build the book at the marks, write its risk tables under `out`, each
-    with the run's metadata (engine.reports.run_info; `command` defaults to sys.argv)."""
+    with the run's metadata (engine.reports.run_info; `command` defaults to sys.argv).
+    With a `profile` that selects risk models (engine.waterfall.models), collateral files or
+    isolated positions, the book carries the models' inputs and the accounts table their
+    columns (engine.reports.model_tables)."""
     started = time.perf_counter()
     instruments = InstrumentTable.load(instruments_path)
     inputs = read_book_inputs(instruments, accounts_path, positions_path, marks_path)
@@ -57,16 +66,32 @@ def write_risk_report(
         },
         command=command,
     )
-    book = book_from_inputs(
-        instruments, inputs.accounts, inputs.positions, inputs.marks, warning_rate=warning_rate
-    )
+    models = None
+    chosen = profile or Profile.shipped()
+    if needs_models(chosen, instruments, positions_path, collateral, collateral_prices):
+        book, models = model_book(
+            chosen,
+            instruments,
+            inputs,
+            warning_rate=warning_rate,
+            collateral=collateral,
+            collateral_prices=collateral_prices,
+        )
+    else:
+        book = book_from_inputs(
+            instruments, inputs.accounts, inputs.positions, inputs.marks, warning_rate=warning_rate
+        )
     loaded = time.perf_counter()
     account_table, position_table = risk_tables(book)
+    if models is not None:
+        account_table = with_model_columns(account_table, book, chosen, models)
     computed = time.perf_counter()
     tables = {"accounts": account_table, "positions": position_table}
     paths = write_tables_whole(out, {name: with_run_info(t, info) for name, t in tables.items()})
     written = time.perf_counter()
     seconds = (loaded - started, computed - loaded, written - computed)
     status = book.sweep(with_initial_margin=False).status
+    if models is not None:
+        status = model_sweep(book, chosen)[3]
     customers = status_tally(book, status, Profile.shipped())
     return RiskReport(book, position_table.num_rows, paths, seconds, customers)

@@ -30,13 +30,17 @@ Schemas (schema version `v` = 1; see docs/service.md for examples):
 - account event (key: the account id in decimal): type, event_id (increasing within its
   partition), ts, and per type: deposit / withdraw {account, amount}; fill {symbol, price,
   qty > 0, buyer, seller, buyer_fee, seller_fee} (the buyer gets +qty); leverage {account,
-  symbol, leverage}.
+  symbol, leverage}; with the profile's `[collateral]`: collateral_deposit /
+  collateral_withdraw {account, asset, qty} (qty on the asset's qty_step).
+- a collateral price: a price message whose symbol is a `[collateral]` asset, with
+  `mark_price` on the asset's price_step (no index; no band).
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -53,6 +57,7 @@ from engine.book.limits import (
     TS_MAX,
 )
 from engine.book.reasons import RejectReason
+from engine.waterfall.profile import CollateralAssetRule
 
 SCHEMA_VERSION = 1
 VALUE_BYTES_MAX = 64 * 1024
@@ -126,7 +131,31 @@ class LeverageChange:
     leverage: int
 
 
-AccountEvent = Deposit | Withdraw | Fill | LeverageChange
+@dataclass(frozen=True, slots=True)
+class CollateralPrice:
+    """A `prices` message for a collateral asset (engine.collateral): same schema as an
+    instrument's, the price on the asset's price_step."""
+
+    symbol: str
+    ts: int
+    seq: int
+    price: int  # ticks of the asset's price_step
+
+
+@dataclass(frozen=True, slots=True)
+class CollateralTransfer:
+    """`collateral_deposit` / `collateral_withdraw` {account, asset, qty}: qty > 0 on the
+    asset's qty_step."""
+
+    event_id: int
+    ts: int
+    account: int
+    asset: str
+    qty: int  # steps of the asset's qty_step
+    withdraw: bool
+
+
+AccountEvent = Deposit | Withdraw | Fill | LeverageChange | CollateralTransfer
 
 
 def accounts_of(event: AccountEvent) -> tuple[int, ...]:
@@ -385,6 +414,83 @@ def parse_account_event(
             RejectReason.KEY_MISMATCH, f"key {key_text[:32]!r} is not an account of the event"
         )
     return event
+
+
+# ----- collateral assets (the profile's [collateral] section) ---------------------------
+COLLATERAL_EVENT_TYPES = ("collateral_deposit", "collateral_withdraw")
+
+
+def _collateral_asset(symbol: Any, assets: Sequence[CollateralAssetRule]) -> CollateralAssetRule:
+    for asset in assets:
+        if asset.symbol == symbol:
+            return asset
+    raise Rejected(RejectReason.UNKNOWN_ASSET, f"unknown collateral asset {str(symbol)[:64]!r}")
+
+
+def parse_collateral_price(
+    value: bytes, key: bytes | None, assets: Sequence[CollateralAssetRule]
+) -> CollateralPrice | None:
+    """A `prices` message whose symbol is a collateral asset; None for any other symbol
+    (then it is an instrument's price: parse_price)."""
+    doc = _load(value)
+    symbol = doc.get("symbol")
+    if not any(a.symbol == symbol for a in assets):
+        return None
+    asset = _collateral_asset(symbol, assets)
+    key_text = _key_text(key)
+    if key_text is not None and key_text != asset.symbol:
+        raise Rejected(RejectReason.KEY_MISMATCH, f"key {key_text[:64]!r} is not {asset.symbol!r}")
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP, high=TS_MAX)
+    seq = _int(doc, "seq", RejectReason.INVALID_SEQUENCE, high=SEQ_MAX)
+    price = _decimal(doc, "mark_price", RejectReason.INVALID_PRICE)
+    if not price > 0:
+        raise Rejected(RejectReason.INVALID_PRICE, f"mark_price must be positive, got {price}")
+    ticks = _on_grid(
+        price, asset.price_step, "mark_price", RejectReason.OFF_GRID, RejectReason.INVALID_PRICE
+    )
+    return CollateralPrice(asset.symbol, ts, seq, ticks)
+
+
+def parse_collateral_event(
+    value: bytes, key: bytes | None, assets: Sequence[CollateralAssetRule]
+) -> CollateralTransfer | None:
+    """A `collateral_deposit` / `collateral_withdraw` account event; None for other types."""
+    doc = _load(value)
+    kind = doc.get("type")
+    if kind not in COLLATERAL_EVENT_TYPES:
+        return None
+    event_id = _int(doc, "event_id", RejectReason.INVALID_EVENT_ID, low=1, high=EVENT_ID_MAX)
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP, high=TS_MAX)
+    account = _int(doc, "account", RejectReason.INVALID_ACCOUNT)
+    asset = _collateral_asset(_field(doc, "asset"), assets)
+    qty = _on_grid(
+        _decimal(doc, "qty", RejectReason.INVALID_QTY),
+        asset.qty_step,
+        "qty",
+        RejectReason.INVALID_QTY,
+    )
+    if not qty > 0:
+        raise Rejected(RejectReason.INVALID_QTY, f"qty must be positive, got {doc['qty']}")
+    key_text = _key_text(key)
+    if key_text is not None and key_text != str(account):
+        raise Rejected(RejectReason.KEY_MISMATCH, f"key {key_text[:32]!r} is not account {account}")
+    return CollateralTransfer(
+        event_id, ts, account, asset.symbol, qty, kind == "collateral_withdraw"
+    )
+
+
+def collateral_doc(
+    event_id: int, ts: int, account: int, asset: str, qty: str, *, withdraw: bool = False
+) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": COLLATERAL_EVENT_TYPES[1 if withdraw else 0],
+        "event_id": event_id,
+        "ts": ts,
+        "account": account,
+        "asset": asset,
+        "qty": qty,
+    }
 
 
 # ----- encoding (producers, tests, the benchmark, the synthetic source) -----------------

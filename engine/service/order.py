@@ -20,14 +20,19 @@ from engine.service.ports import Record, Topics
 
 
 def tick_order(
-    records: Sequence[Record], topics: Topics, opening_ts: int, instruments: InstrumentTable
+    records: Sequence[Record],
+    topics: Topics,
+    opening_ts: int,
+    instruments: InstrumentTable,
+    collateral_assets: Sequence[Any] = (),
 ) -> Iterator[tuple[Record, Any]]:
     """The batch parsed, in the order a tick applies it: by event time across topics, ties
     by topic (account events before prices), partition, offset; each partition keeps its
     offset order (a merge of the partitions by the event time of their next record). A
     record that does not parse takes the event time of the record before it in its
     partition (the tick's opening event time for the first) and comes out as its
-    Rejected. A live run and a replay cut the same batches, so they apply the same order."""
+    Rejected. A live run and a replay cut the same batches, so they apply the same order.
+    With collateral assets (a multi-asset profile), their events and prices parse as such."""
     queues: dict[tuple[int, str, int], list[tuple[int, Record, Any]]] = {}
     for record in records:
         events = record.topic == topics.account_events
@@ -35,10 +40,15 @@ def tick_order(
         queue = queues.setdefault(key, [])
         message: Any
         try:
+            assets = collateral_assets
             if events:
-                message = messages.parse_account_event(record.value, record.key, instruments)
+                message = (
+                    assets and messages.parse_collateral_event(record.value, record.key, assets)
+                ) or messages.parse_account_event(record.value, record.key, instruments)
             else:
-                message = messages.parse_price(record.value, record.key, instruments)
+                message = (
+                    assets and messages.parse_collateral_price(record.value, record.key, assets)
+                ) or messages.parse_price(record.value, record.key, instruments)
             ts = message.ts
         except Rejected as exc:
             message, ts = exc, queue[-1][0] if queue else opening_ts

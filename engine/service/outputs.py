@@ -27,7 +27,13 @@ from engine.service.ports import Output, Record, Topics
 from engine.waterfall.events import Event, WaterfallResult
 
 # The waterfall's event kinds by output topic.
-LIQUIDATION_KINDS = ("liquidation", "liquidation_fee", "takeover")
+LIQUIDATION_KINDS = (
+    "liquidation",
+    "liquidation_fee",
+    "takeover",
+    "collateral_sale",
+    "margin_top_up",
+)
 ADL_KINDS = ("adl", "socialized_loss")
 INSURANCE_KINDS = ("insurance_payout", "unwind", "unallocated_loss")
 

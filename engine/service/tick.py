@@ -109,6 +109,7 @@ from engine.service.ports import Output, Record, tp_name
 from engine.service.rollback import Savepoint
 from engine.service.state import ServiceConfig, ServiceState, TickStats
 from engine.waterfall.events import Event, WaterfallResult
+from engine.waterfall.models import Models, model_sweep, uses_models
 from engine.waterfall.profile import Profile, is_reserved
 from engine.waterfall.run import SweptRows, run_waterfall
 
@@ -128,11 +129,16 @@ class Service:
         *,
         partition_of_account: Callable[[int], int] | None = None,
         clock: Callable[[], float] | None = None,
+        models: Models | None = None,
     ) -> None:
         if book.index.find(profile.fund_account_id) is None:
             raise ValueError("the insurance fund's account must be open (engine.waterfall)")
         self.book = book
         self.profile = profile
+        # The profile's risk models (engine.waterfall.models): their state, and whether a tick
+        # takes their path (a full model sweep, their steps before the takeovers).
+        self.models = models if models is not None else Models.for_profile(book, profile)
+        self._with_models = uses_models(profile)
         self.config = config or ServiceConfig()
         self.state = state or ServiceState()
         # None: this instance owns every account (one partition, files, or no sharding).
@@ -177,10 +183,21 @@ class Service:
         self._first_accepted: dict[int, int] = {}
         self._marked_now = set()
         tick_ts = state.tick_ts
+        assets = () if self.profile.collateral is None else self.profile.collateral.assets
         pending: dict[int, PriceUpdate] = {}  # accepted prices not yet marks: one step
-        for record, message in tick_order(records, topics, state.tick_ts, book.instruments):
+        collateral: dict[str, messages.CollateralPrice] = {}  # likewise, collateral assets
+        ordered = tick_order(records, topics, state.tick_ts, book.instruments, assets)
+        for record, message in ordered:
             if isinstance(message, Rejected):
                 self._dead_letter(out, stats, record, message)
+                continue
+            if isinstance(message, messages.CollateralPrice):
+                try:
+                    self._collateral_price(message, collateral)
+                    tick_ts = max(tick_ts, message.ts)
+                    stats.prices += 1
+                except Rejected as exc:
+                    self._dead_letter(out, stats, record, exc)
                 continue
             if isinstance(message, PriceUpdate):
                 try:
@@ -194,10 +211,10 @@ class Service:
                 except Rejected as exc:
                     self._dead_letter(out, stats, record, exc)
                 continue
-            if pending:
+            if pending or collateral:
                 # An account event after prices: those prices' marks and their risk first.
-                self._step(out, stats, pending)
-                pending = {}
+                self._step(out, stats, pending, collateral)
+                pending, collateral = {}, {}
             try:
                 self._apply_event(record, message)
                 tick_ts = max(tick_ts, message.ts)
@@ -205,18 +222,28 @@ class Service:
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
         state.tick_ts = tick_ts
-        self._step(out, stats, pending)
+        self._step(out, stats, pending, collateral)
         stats.outputs = out.counts
         return out.finish(tick_ts)
 
-    def _step(self, out: TickOutputs, stats: TickStats, accepted: dict[int, PriceUpdate]) -> None:
-        """Set the marks of a run of accepted prices (the last per instrument) and run the
-        risk at them: the sweep, margin calls and the waterfall."""
+    def _step(
+        self,
+        out: TickOutputs,
+        stats: TickStats,
+        accepted: dict[int, PriceUpdate],
+        collateral_prices: dict[str, messages.CollateralPrice],
+    ) -> None:
+        """Set the marks of a run of accepted prices (the last per instrument; collateral
+        assets' prices likewise) and run the risk at them: the sweep, margin calls and the
+        waterfall."""
         self._marked_now = set()
         for _, update in sorted(accepted.items()):
             self.book.set_mark(update.symbol, update.price)
             self.state.mark_seq[update.symbol] = update.seq
             self._marked_now.add(update.symbol)
+        for symbol, collateral in sorted(collateral_prices.items()):
+            assert self.models.collateral is not None
+            self.models.collateral.set_price(symbol, collateral.price)
         if self._marks_ready():
             self._risk(out, stats)
         elif self._incremental is None:
@@ -288,6 +315,11 @@ class Service:
             book.withdraw(event.account, event.amount, event_id=event.event_id)
         elif isinstance(event, LeverageChange):
             book.set_leverage(event.account, event.symbol, event.leverage)
+        elif isinstance(event, messages.CollateralTransfer):
+            collateral = self.models.collateral
+            assert collateral is not None, "collateral events parse only with [collateral]"
+            move = collateral.withdraw if event.withdraw else collateral.deposit
+            move(event.account, event.asset, event.qty, event.event_id)
         else:
             assert isinstance(event, Fill)
             sides = [
@@ -468,8 +500,23 @@ class Service:
         self._first_accepted.setdefault(update.instrument, update.price)
         return update
 
+    def _collateral_price(
+        self, update: messages.CollateralPrice, accepted: dict[str, messages.CollateralPrice]
+    ) -> None:
+        """A collateral price: its seq must rise per symbol; the last one of a tick counts."""
+        last_seq = self.state.last_price_seq.get(update.symbol, -1)
+        if update.seq <= last_seq:
+            raise Rejected(
+                RejectReason.STALE_SEQUENCE,
+                f"{update.symbol}: seq {update.seq} is not above {last_seq}",
+            )
+        self.state.last_price_seq[update.symbol] = update.seq
+        accepted[update.symbol] = update
+
     def _marks_ready(self) -> bool:
         book = self.book
+        if self.models.collateral is not None and not self.models.collateral.prices_ready():
+            return False
         if book.mark_set.all():
             return True
         book.compact()
@@ -482,8 +529,12 @@ class Service:
     def _risk(self, out: TickOutputs, stats: TickStats) -> None:
         book, profile = self.book, self.profile
         started = self._now()
-        incremental = self._choose_incremental()
-        if incremental is not None:
+        incremental = None if self._with_models else self._choose_incremental()
+        if self._with_models:
+            rows, equity, maintenance, status = model_sweep(book, profile)
+            book.changed_rows.clear()
+            stats.full_sweep = True
+        elif incremental is not None:
             result = incremental.tick()
             rows, equity, maintenance, status = (
                 result.rows,
@@ -510,7 +561,7 @@ class Service:
             return
         started = self._now()
         swept = SweptRows(rows, equity, maintenance, status)
-        waterfall = run_waterfall(book, profile, swept=swept)
+        waterfall = run_waterfall(book, profile, swept=swept, models=self.models)
         stats.waterfall = True
         stats.accounts_liquidated = waterfall.accounts_liquidated
         stats.waterfall_s = self._now() - started

@@ -21,6 +21,8 @@ EVENT_KINDS = (
     "adl",
     "socialized_loss",
     "unallocated_loss",
+    "collateral_sale",  # collateral sold at its haircut value before a takeover
+    "margin_top_up",  # free balance moved into a breached isolated position
 )
 KIND_CODE = {kind: code for code, kind in enumerate(EVENT_KINDS)}
 NO_INSTRUMENT = -1

@@ -58,6 +58,10 @@ class Profile:
     socialized_loss_basis: str
     negative_balance_protection: bool  # False: debt mode, the deficit stays on the account
     default_fund_layers: tuple[str, ...]  # documented CCP layers (see ccp.toml)
+    # Risk models beyond USDT-margined cross accounts (None: not used); see the block below.
+    collateral: CollateralRules | None = None
+    stop_out: StopOutRules | None = None
+    isolated: IsolatedRules | None = None
 
     def fund_floor_units(self, money_decimals: int) -> int:
         units = Fraction(self.fund_floor) * 10**money_decimals
@@ -156,7 +160,114 @@ class Profile:
             socialized_loss_basis=basis,
             negative_balance_protection=_bool(negative, "protection", "negative_balance", True),
             default_fund_layers=tuple(layers),
+            collateral=_collateral_rules(doc),
+            stop_out=_stop_out_rules(doc),
+            isolated=_isolated_rules(doc),
         )
+
+
+# ----- risk models the profile selects: [collateral], [stop_out], [isolated] -------------
+# Multi-asset collateral (engine.collateral), FX stop-out (engine.fx.stop_out) and isolated
+# positions with auto-add margin (engine.risk.isolated_margin). Each section is optional; a
+# section present with `enabled = false` is the same as none.
+COLLATERAL_SALES = ("haircut_value",)
+ISOLATED_SUBACCOUNT_BASE_DEFAULT = 2**61
+AUTO_ADD_TARGETS = ("initial", "maintenance")
+
+
+@dataclass(frozen=True)
+class CollateralAssetRule:
+    symbol: str
+    qty_step: Decimal  # the asset's quantity grid (balances are integer steps)
+    price_step: Decimal  # its price grid, in the money currency per whole asset
+    haircut: int  # over RATE_SCALE, in [0, 1): the asset counts at price x (1 - haircut)
+
+
+@dataclass(frozen=True)
+class CollateralRules:
+    assets: tuple[CollateralAssetRule, ...]
+    sale: str  # what a takeover does with the collateral: "haircut_value" (sold at it)
+
+
+@dataclass(frozen=True)
+class StopOutRules:
+    margin_call_level: int  # equity / used margin, over RATE_SCALE
+    stop_out_level: int  # at or below it the largest loss is closed, one position at a time
+
+
+@dataclass(frozen=True)
+class IsolatedRules:
+    auto_add_margin: bool  # top up a breached isolated position from the owner's free balance
+    auto_add_target: str  # "initial": up to its initial margin; "maintenance": just safe
+    subaccount_base: int  # isolated positions live in sub-accounts from this id up
+
+
+def _section(doc: dict[str, Any], key: str) -> dict[str, Any] | None:
+    table = _table(doc, key)
+    if not table or not _bool(table, "enabled", key, True):
+        return None
+    return table
+
+
+def _collateral_rules(doc: dict[str, Any]) -> CollateralRules | None:
+    table = _section(doc, "collateral")
+    if table is None:
+        return None
+    rows = table.get("assets", [])
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        raise ProfileError("collateral.assets: expected a non-empty list of tables")
+    assets = []
+    for i, row in enumerate(rows):
+        where = f"collateral.assets[{i}]"
+        symbol = row.get("symbol")
+        if not isinstance(symbol, str) or not symbol:
+            raise ProfileError(f"{where}.symbol: expected a non-empty string")
+        steps = []
+        for key in ("qty_step", "price_step"):
+            try:
+                step = parse_decimal(row.get(key, ""), f"{where}.{key}")
+            except FixedPointError as exc:
+                raise ProfileError(str(exc)) from None
+            if not step > 0:
+                raise ProfileError(f"{where}.{key}: must be positive")
+            steps.append(step)
+        haircut = _rate(row, "haircut", where, "0")
+        if not 0 <= haircut < RATE_SCALE:
+            raise ProfileError(f"{where}.haircut: must be at least 0 and below 1")
+        assets.append(CollateralAssetRule(symbol, steps[0], steps[1], haircut))
+    if len({a.symbol for a in assets}) != len(assets):
+        raise ProfileError("collateral.assets: a symbol is listed twice")
+    sale = _choice(table, "sale", "collateral", COLLATERAL_SALES, "haircut_value")
+    return CollateralRules(tuple(assets), sale)
+
+
+def _stop_out_rules(doc: dict[str, Any]) -> StopOutRules | None:
+    table = _section(doc, "stop_out")
+    if table is None:
+        return None
+    call = _rate(table, "margin_call_level", "stop_out", "1")
+    stop = _rate(table, "stop_out_level", "stop_out", "0.2")
+    if not 0 < stop <= call <= 100 * RATE_SCALE:
+        raise ProfileError(
+            "stop_out: need 0 < stop_out_level <= margin_call_level <= 100 (10,000%)"
+        )
+    return StopOutRules(call, stop)
+
+
+def _isolated_rules(doc: dict[str, Any]) -> IsolatedRules | None:
+    table = _section(doc, "isolated")
+    if table is None:
+        return None
+    base = table.get("subaccount_base", ISOLATED_SUBACCOUNT_BASE_DEFAULT)
+    if isinstance(base, bool) or not isinstance(base, int) or not 0 < base < RESERVED_ACCOUNT_BASE:
+        raise ProfileError(
+            f"isolated.subaccount_base: expected an id from 1 below 2^62, got {base!r}"
+        )
+    return IsolatedRules(
+        auto_add_margin=_bool(table, "auto_add_margin", "isolated", True),
+        auto_add_target=_choice(table, "auto_add_target", "isolated", AUTO_ADD_TARGETS, "initial"),
+        subaccount_base=base,
+    )
 
 
 def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:

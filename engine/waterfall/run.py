@@ -23,9 +23,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.book.book import STATUS_LIQUIDATE, Book
+from engine.fx.stop_out import stop_out_accounts
 from engine.waterfall.adl import run_adl
 from engine.waterfall.events import EventLog, WaterfallResult
 from engine.waterfall.fund import fund_shortfall, unwind_fund
+from engine.waterfall.models import Models, model_sweep, prepare_takeovers, uses_models
 from engine.waterfall.profile import Profile, reserved_mask
 from engine.waterfall.socialize import socialize_loss
 from engine.waterfall.takeover import liquidate_account, liquidate_in_runs, liquidation_order
@@ -48,18 +50,23 @@ def run_waterfall(
     unwind_prices: dict[str, int] | None = None,
     batch: bool = True,
     swept: SweptRows | None = None,
+    models: Models | None = None,
 ) -> WaterfallResult:
     """One tick's waterfall at the book's current marks. The fund must be open.
 
     `batch=False` takes every account over one at a time through the book's operations
     (the reference the batch path is tested against); the results are the same. `swept`,
     a sweep already done at these marks over rows that include every breached account
-    (a full or an incremental sweep), saves the waterfall its own full sweep.
+    (a full or an incremental sweep), saves the waterfall its own full sweep. `models`: the
+    state of the profile's risk models (engine.waterfall.models): their steps run before the
+    takeovers, and the profile's stop-out replaces the takeover step.
     """
     fund = profile.fund_account_id
     result = WaterfallResult(log=EventLog([i.symbol for i in book.instruments.instruments]))
     result.fund_balance_before = int(book.balance[book.row_of(fund)])
     result.fund_equity_before = book.account_margin(fund)[0]
+    if swept is None and uses_models(profile):
+        swept = SweptRows(*model_sweep(book, profile))
     if swept is None:
         risk = book.sweep(with_initial_margin=False)
         swept = SweptRows(
@@ -79,11 +86,17 @@ def run_waterfall(
         )
         keep = open_positions[rows] > 0
         rows, breached = rows[keep], breached[keep]
-    ids = book.account_id[rows]
     equity = swept.equity[breached]
     maintenance = swept.maintenance_margin[breached]
+    if models is not None:
+        rows, equity, maintenance = prepare_takeovers(
+            book, profile, models, rows, equity, maintenance, result
+        )
+    ids = book.account_id[rows]
     order = np.asarray(liquidation_order(ids, equity, maintenance), dtype=np.int64)
-    if batch:
+    if profile.stop_out is not None:
+        stop_out_accounts(book, profile, rows[order], result)
+    elif batch:
         liquidate_in_runs(book, profile, rows[order], equity[order], maintenance[order], result)
     else:
         for i in order.tolist():

@@ -17,6 +17,7 @@ import pytest
 import engine
 from engine.cli.exit_codes import EXIT_INPUT, EXIT_OK, EXIT_RUNTIME, EXIT_USAGE
 from engine.cli.main import COMMANDS, main
+from engine.waterfall.profile import PROFILES_DIR
 from tests.cli.test_cli import risk_args
 from tests.cli.test_demo import test_stress_file_scenario_reverse_along_a_direction as _two
 from tests.cli.test_liquidate_cli import _inputs
@@ -155,7 +156,9 @@ def test_unknown_profile_lists_the_shipped_ones(
 ) -> None:
     assert main([command, "--profile", "nosuch"]) == EXIT_USAGE
     err = capsys.readouterr().err
-    assert "'nosuch'" in err and "binance-like, ccp, hyperliquid-like" in err
+    shipped = sorted(p.stem for p in PROFILES_DIR.glob("*.toml"))
+    assert len(shipped) >= 3 and "binance-like" in shipped
+    assert "'nosuch'" in err and f"shipped profiles: {', '.join(shipped)}" in err
 
 
 @pytest.mark.parametrize("command", ["risk", "stress", "demo", "settle"])
