@@ -38,6 +38,14 @@ class Reason(IntEnum):
     SOCIALIZED_LOSS = 10
     FUNDING = 11
     VARIATION_MARGIN = 12
+    # Asset-liability accounts (engine.margin): a loan paid out and owed, its repayment,
+    # interest added to what is owed, collateral sold (or a debt bought back) by force, and a
+    # customer's own spot trade against the market.
+    BORROW = 31
+    REPAY = 32
+    INTEREST = 33
+    FORCED_SALE = 34
+    SPOT_TRADE = 35
 
 
 _COLUMNS = ("seq", "event_id", "debit", "credit", "amount", "reason")
