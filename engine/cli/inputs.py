@@ -6,7 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.book.errors import Rejected
 from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
+from engine.book.reasons import RejectReason
+from engine.waterfall.profile import Profile, ProfileError
 
 
 def add_book_arguments(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
@@ -24,8 +27,10 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output directory")
 
 
-def add_marks_and_out_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--marks", required=True, type=Path, help="symbol, mark_price")
+def add_marks_and_out_arguments(
+    parser: argparse.ArgumentParser, *, marks_required: bool = True
+) -> None:
+    parser.add_argument("--marks", required=marks_required, type=Path, help="symbol, mark_price")
     add_out_argument(parser)
 
 
@@ -45,3 +50,11 @@ def warning_rate(text: str, option: str = "--warning-level") -> int:
     if not 0 < rate <= RATE_SCALE:
         raise FixedPointError(f"{option}: must be above 0 and at most 1, got {text}")
     return rate
+
+
+def load_profile(path: Path) -> Profile:
+    """A profile file, or `invalid_profile` naming what is wrong."""
+    try:
+        return Profile.load(path)
+    except ProfileError as exc:
+        raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None

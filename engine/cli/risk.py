@@ -16,26 +16,41 @@ from rich.table import Table
 
 from engine.book.book import Book
 from engine.book.fixed import format_units
+from engine.cli import asset_liability
 from engine.cli.exit_codes import EXIT_OK
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
     add_warning_level_argument,
+    load_profile,
     warning_rate,
 )
 from engine.reports.customers import StatusTally
 from engine.reports.risk_report import write_risk_report
+from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR
 
 WARNING_LEVEL_DEFAULT = "0.8"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_book_arguments(parser)
-    add_marks_and_out_arguments(parser)
+    # Required unless the profile is an asset-liability model (checked in run).
+    add_book_arguments(parser, required=False)
+    add_marks_and_out_arguments(parser, marks_required=False)
     add_warning_level_argument(parser, WARNING_LEVEL_DEFAULT)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=PROFILES_DIR / f"{DEFAULT_PROFILE}.toml",
+        help="the account model and its levels, TOML (default: the futures model)",
+    )
+    asset_liability.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    profile = load_profile(args.profile)
+    if profile.model == "asset_liability":
+        return asset_liability.run_risk(args, profile)
+    asset_liability.require_futures_files(args)
     report = write_risk_report(
         args.instruments,
         args.accounts,

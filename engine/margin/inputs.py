@@ -32,8 +32,15 @@ from engine.book.errors import Rejected
 from engine.book.fixed import RATE_SCALE
 from engine.book.limits import RESERVED_ACCOUNT_BASE, VALUE_MAX
 from engine.book.reasons import RejectReason
-from engine.io.columns import Column, Grid, combined, decimal_column, first_repeat, first_row
-from engine.io.columns import int_column
+from engine.io.columns import (
+    Column,
+    Grid,
+    combined,
+    decimal_column,
+    first_repeat,
+    first_row,
+    int_column,
+)
 from engine.io.tables import read_table
 from engine.margin.accounts import AssetBook
 from engine.margin.assets import AssetTable
@@ -198,9 +205,7 @@ def book_from_files(
     used = held.any(axis=1) | owed.any(axis=1)
     for k in np.flatnonzero(used).tolist():
         if k != assets.money and k not in prices:
-            raise Rejected(
-                RejectReason.NO_MARK, f"{prices_path}: no price for {assets.symbols[k]}"
-            )
+            raise Rejected(RejectReason.NO_MARK, f"{prices_path}: no price for {assets.symbols[k]}")
     book = AssetBook(assets)
     book.load(ids, held, owed)
     for k, price in prices.items():

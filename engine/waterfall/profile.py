@@ -197,9 +197,7 @@ def _model(doc: dict[str, Any]) -> tuple[str, AssetLiabilityRules | None]:
     call = _rate(table, "call_level", "asset_liability", "1.3")
     liquidation = _rate(table, "liquidation_level", "asset_liability", "1.1")
     if not 0 < liquidation <= call <= LEVEL_MAX:
-        raise ProfileError(
-            "asset_liability: need 0 < liquidation_level <= call_level <= 100"
-        )
+        raise ProfileError("asset_liability: need 0 < liquidation_level <= call_level <= 100")
     deadline = table.get("call_deadline_days")
     if deadline is not None and (
         isinstance(deadline, bool)
