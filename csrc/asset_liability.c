@@ -3,25 +3,57 @@
 #include "kernel_assert.h"
 #include "margin.h"
 
-/* floor(q * p / u) for q, p >= 0, u > 0: one 64-bit division when the product fits. */
-static inline i128 value_down(int64_t q, int64_t p, int64_t u) {
-    u128 prod = (u128)(uint64_t)q * (uint64_t)p;
-    if (prod <= (u128)UINT64_MAX) return (i128)((uint64_t)prod / (uint64_t)u);
-    return (i128)(prod / (u128)(uint64_t)u);
+/* x / 10^d for 0 <= d <= 18: a division by a constant in each case, which compiles to a
+ * multiply and a shift (a division by a variable costs some 30-90 cycles). */
+static inline uint64_t div_pow10(uint64_t x, int d) {
+    switch (d) {
+    case 0: return x;
+    case 1: return x / 10ULL;
+    case 2: return x / 100ULL;
+    case 3: return x / 1000ULL;
+    case 4: return x / 10000ULL;
+    case 5: return x / 100000ULL;
+    case 6: return x / 1000000ULL;
+    case 7: return x / 10000000ULL;
+    case 8: return x / 100000000ULL;
+    case 9: return x / 1000000000ULL;
+    case 10: return x / 10000000000ULL;
+    case 11: return x / 100000000000ULL;
+    case 12: return x / 1000000000000ULL;
+    case 13: return x / 10000000000000ULL;
+    case 14: return x / 100000000000000ULL;
+    case 15: return x / 1000000000000000ULL;
+    case 16: return x / 10000000000000000ULL;
+    case 17: return x / 100000000000000000ULL;
+    default: return x / 1000000000000000000ULL;
+    }
 }
 
-static inline i128 value_up(int64_t q, int64_t p, int64_t u) {
+/* floor (up = 0) or ceil (up = 1) of q * p / u for q, p >= 0, u = 10^d > 0. */
+static inline i128 value_of(int64_t q, int64_t p, int64_t u, int d, int up) {
     u128 prod = (u128)(uint64_t)q * (uint64_t)p;
     if (prod <= (u128)UINT64_MAX) {
         uint64_t x = (uint64_t)prod;
-        return (i128)(x / (uint64_t)u + (x % (uint64_t)u != 0));
+        uint64_t v = div_pow10(x, d);
+        return (i128)(v + (uint64_t)(up && v * (uint64_t)u != x));
     }
-    return (i128)(prod / (u128)(uint64_t)u + (prod % (u128)(uint64_t)u != 0));
+    u128 v = prod / (u128)(uint64_t)u;
+    return (i128)(v + (u128)(up && v * (u128)(uint64_t)u != prod));
+}
+
+/* floor(m * rate / RATE_SCALE) for 0 <= m <= INT64_MAX, 0 <= rate <= RATE_SCALE in 64 bits:
+ * m = a*S + b, so the result is a*rate + floor(b*rate / S) (a*rate <= m, b*rate < 10^16),
+ * with divisions by the constant S only. */
+static inline int64_t floor_rate_product(int64_t m, int64_t rate) {
+    uint64_t a = (uint64_t)m / (uint64_t)RATE_SCALE;
+    uint64_t b = (uint64_t)m % (uint64_t)RATE_SCALE;
+    return (int64_t)(a * (uint64_t)rate + b * (uint64_t)rate / (uint64_t)RATE_SCALE);
 }
 
 /* One account; returns 0, or 1 when a value does not fit int64. */
-static inline int sweep_one(const asset_liability_book *book, int64_t a, int64_t call_level,
-                            int64_t liquidation_level, const asset_liability_out *out) {
+static inline int sweep_one(const asset_liability_book *book, const int *decimals, int64_t a,
+                            int64_t call_level, int64_t liquidation_level,
+                            const asset_liability_out *out) {
     i128 mv = 0, cv = 0, lv = 0;
     const int64_t *held = book->held, *owed = book->owed;
     for (int64_t k = 0; k < book->n_assets; k++) {
@@ -29,14 +61,13 @@ static inline int sweep_one(const asset_liability_book *book, int64_t a, int64_t
         int64_t o = owed[k * book->stride + a];
         int64_t p = book->price[k], u = book->unit[k];
         if (h != 0) {
-            i128 m = value_down(h, p, u);
+            i128 m = value_of(h, p, u, decimals[k], 0);
             if (m > (i128)INT64_MAX) return 1;
             mv += m;
-            /* m < 2^63 and rate <= 2^27: the product fits 128 bits */
-            cv += m * book->collateral_rate[k] / RATE_SCALE;
+            cv += floor_rate_product((int64_t)m, book->collateral_rate[k]);
         }
         if (o != 0) {
-            i128 l = value_up(o, p, u);
+            i128 l = value_of(o, p, u, decimals[k], 1);
             if (l > (i128)INT64_MAX) return 1;
             lv += l;
         }
@@ -62,9 +93,19 @@ int64_t sweep_asset_liability(const asset_liability_book *book, int64_t call_lev
     KERNEL_ASSERT(book->n_accounts >= 0 && book->n_assets >= 0);
     KERNEL_ASSERT(book->stride >= book->n_accounts);
     KERNEL_ASSERT(0 < liquidation_level && liquidation_level <= call_level);
+    KERNEL_ASSERT(book->n_assets <= ASSET_LIABILITY_ASSETS_MAX);
+    int decimals[ASSET_LIABILITY_ASSETS_MAX];
+    for (int64_t k = 0; k < book->n_assets; k++) {
+        int d = 0;
+        for (int64_t u = book->unit[k]; u > 1; u /= 10) d++;
+        decimals[k] = d;
+    }
     if (KERNEL_DEBUG) {
         for (int64_t k = 0; k < book->n_assets; k++) {
             KERNEL_ASSERT(book->price[k] >= 0 && book->unit[k] > 0);
+            int64_t pow10 = 1;
+            for (int d = 0; d < decimals[k]; d++) pow10 *= 10;
+            KERNEL_ASSERT(pow10 == book->unit[k]); /* a power of ten */
             KERNEL_ASSERT(0 <= book->collateral_rate[k] &&
                           book->collateral_rate[k] <= RATE_SCALE);
             for (int64_t a = 0; a < book->n_accounts; a++) {
@@ -79,7 +120,7 @@ int64_t sweep_asset_liability(const asset_liability_book *book, int64_t call_lev
         int64_t first = INT64_MAX;
 #pragma omp parallel for num_threads(n_threads) schedule(static) reduction(min : first)
         for (int64_t a = 0; a < n; a++) {
-            if (sweep_one(book, a, call_level, liquidation_level, out) && a < first) first = a;
+            if (sweep_one(book, decimals, a, call_level, liquidation_level, out) && a < first) first = a;
         }
         return first == INT64_MAX ? -1 : first;
     }
@@ -87,7 +128,7 @@ int64_t sweep_asset_liability(const asset_liability_book *book, int64_t call_lev
     (void)n_threads;
 #endif
     for (int64_t a = 0; a < n; a++) {
-        if (sweep_one(book, a, call_level, liquidation_level, out)) return a;
+        if (sweep_one(book, decimals, a, call_level, liquidation_level, out)) return a;
     }
     return -1;
 }

@@ -11,7 +11,8 @@
  *                0 <= held, 0 <= owed; n_accounts <= stride
  *   price        per asset, money raw per whole asset (the money asset: 10^money_decimals),
  *                price >= 0
- *   unit         per asset, 10^decimals_k > 0 (the money asset: 10^money_decimals)
+ *   unit         per asset, 10^decimals_k, 0 <= decimals_k <= 18 (the money asset:
+ *                10^money_decimals); n_assets <= ASSET_LIABILITY_ASSETS_MAX
  *   collateral_rate  per asset, over RATE_SCALE, 0 <= rate <= RATE_SCALE
  * Levels (rates over RATE_SCALE): 0 < liquidation_level <= call_level.
  *
@@ -39,6 +40,8 @@
 #define CLEARING_ASSET_LIABILITY_H
 
 #include <stdint.h>
+
+#define ASSET_LIABILITY_ASSETS_MAX 4096
 
 typedef struct asset_liability_book {
     int64_t n_accounts;

@@ -81,6 +81,7 @@ cdef extern from "allocation.h" nogil:
                                        int64_t *part, int64_t *remainder, int64_t *scratch)
 
 cdef extern from "asset_liability.h" nogil:
+    int64_t ASSET_LIABILITY_ASSETS_MAX
     ctypedef struct asset_liability_book:
         int64_t n_accounts
         int64_t n_assets
