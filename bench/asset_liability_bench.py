@@ -1,7 +1,7 @@
 """The asset-liability sweep on a synthetic book, for `python -m bench`.
 
-Each account holds money and two of the other assets and owes money or one asset, at
-prices around the levels so every status occurs; the columns are built directly (no
+Each account holds money and about two of the other three assets and owes money or one
+asset; most accounts are ok and some are in every other status; the columns are built directly (no
 ledger), since the sweep reads only them.
 """
 
@@ -25,11 +25,15 @@ def synthetic_columns(n_accounts: int, seed: int = 7) -> dict[str, np.ndarray]:
         mine = rng.random(n_accounts) < 2 / 3
         held[k, mine] = rng.integers(1, 10**9, int(mine.sum()))
     debt_asset = rng.integers(0, ASSETS, n_accounts)
-    owed[debt_asset, np.arange(n_accounts)] = rng.integers(0, 10**10, n_accounts)
+    # Debts of up to about half the money held: most accounts ok, a few percent called.
+    owed[debt_asset, np.arange(n_accounts)] = rng.integers(0, 6 * 10**9, n_accounts) // (
+        1 + 3 * (debt_asset != 0)
+    )
     return {
         "held": held,
         "owed": owed,
-        "price": np.array([10**8, 10**8 * 3, 10**8 // 2, 10**8 * 7], dtype=np.int64),
+        # Prices off the whole-unit grid, so the values take their divisions.
+        "price": np.array([10**8, 3 * 10**8 + 12_345, 10**8 // 2 + 7, 7 * 10**8 + 1]),
         "unit": np.array([10**8] * ASSETS, dtype=np.int64),
         "rate": np.array([RATE_SCALE, RATE_SCALE * 95 // 100, RATE_SCALE * 7 // 10, 0]),
     }

@@ -56,29 +56,28 @@ static inline int sweep_one(const asset_liability_book *book, const int *decimal
                             const asset_liability_out *out) {
     i128 mv = 0, cv = 0, lv = 0;
     const int64_t *held = book->held, *owed = book->owed;
+    /* Branch-free per asset (a zero balance values to zero): on a real book whether an
+     * account holds or owes a given asset is close to random, and a mispredicted branch
+     * costs more than the arithmetic it would skip. */
     for (int64_t k = 0; k < book->n_assets; k++) {
         int64_t h = held[k * book->stride + a];
         int64_t o = owed[k * book->stride + a];
         int64_t p = book->price[k], u = book->unit[k];
-        if (h != 0) {
-            i128 m = value_of(h, p, u, decimals[k], 0);
-            if (m > (i128)INT64_MAX) return 1;
-            mv += m;
-            cv += floor_rate_product((int64_t)m, book->collateral_rate[k]);
-        }
-        if (o != 0) {
-            i128 l = value_of(o, p, u, decimals[k], 1);
-            if (l > (i128)INT64_MAX) return 1;
-            lv += l;
-        }
+        i128 m = value_of(h, p, u, decimals[k], 0);
+        i128 l = value_of(o, p, u, decimals[k], 1);
+        if (m > (i128)INT64_MAX || l > (i128)INT64_MAX) return 1;
+        mv += m;
+        cv += floor_rate_product((int64_t)m, book->collateral_rate[k]);
+        lv += l;
     }
     if (mv > (i128)INT64_MAX || lv > (i128)INT64_MAX) return 1;
-    int8_t status = STATUS_OK;
-    if (lv > 0) {
-        if (mv < lv) status = STATUS_BANKRUPT;
-        else if (cv * RATE_SCALE < lv * liquidation_level) status = STATUS_LIQUIDATE;
-        else if (cv * RATE_SCALE < lv * call_level) status = STATUS_MARGIN_CALL;
-    }
+    int owes = lv > 0, bankrupt = mv < lv;
+    int liquidate = cv * RATE_SCALE < lv * liquidation_level;
+    int call = cv * RATE_SCALE < lv * call_level;
+    /* OK unless something is owed; then the most severe of the three that holds. */
+    int8_t status = (int8_t)(owes * (bankrupt ? STATUS_BANKRUPT
+                                              : liquidate ? STATUS_LIQUIDATE
+                                              : call ? STATUS_MARGIN_CALL : STATUS_OK));
     out->market_value[a] = (int64_t)mv;
     out->collateral_value[a] = (int64_t)cv;
     out->liability_value[a] = (int64_t)lv;

@@ -10,7 +10,8 @@ two commands read an asset table and balance sheets instead of instruments and p
   --calls F         optional: account_id, days (settlement days a margin call has stood)
   --interest F      optional: asset, rate (one period's interest, accrued before the sweep)
 
-The files' columns are engine.margin.inputs'; the tables written, engine.margin.batch's.
+The files' columns are engine.io.asset_liability_inputs'; the tables written,
+engine.reports.asset_liability_report's.
 """
 
 from __future__ import annotations
@@ -24,8 +25,13 @@ from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_units
 from engine.book.reasons import RejectReason
 from engine.margin.assets import AssetTable
-from engine.margin.batch import AssetLiabilityFiles, AssetLiabilityRun, liquidation_run, risk_run
 from engine.margin.ratio import STATUS_NAMES
+from engine.reports.asset_liability_report import (
+    AssetLiabilityFiles,
+    AssetLiabilityRun,
+    liquidation_run,
+    risk_run,
+)
 from engine.waterfall.profile import Profile
 
 FILES = ("assets", "balances", "liabilities", "prices")

@@ -10,8 +10,8 @@ import pytest
 from engine.margin.accounts import AssetBook
 from engine.margin.audit import audit
 from engine.margin.liquidation import open_fund
-from engine.margin.service import AssetLiabilityService
 from engine.service import messages
+from engine.service.asset_liability_tick import AssetLiabilityService
 from engine.service.ports import Record
 from engine.waterfall.profile import Profile
 from tests.margin.test_worked_examples import SECURITIES

@@ -1,10 +1,11 @@
 """The batch runs of an asset-liability book: its risk report, and one liquidation tick.
 
-Both read the files of engine.margin.inputs (assets table, balances, liabilities, prices,
-optional calls and interest), accrue the interest given (one period, before the sweep),
-sweep, and write Parquet tables under the output folder. Every decimal column appears as
-float64 under its name and as exact text under `<name>_exact` (engine.reports.risk_tables'
-convention); asset amounts are at the asset's places, money at the money asset's.
+Both read the files of engine.io.asset_liability_inputs (assets table, balances,
+liabilities, prices, optional calls and interest), accrue the interest given (one
+period, before the sweep), sweep, and write Parquet tables under the output folder.
+Every decimal column appears as float64 under its name and as exact text under
+`<name>_exact` (engine.reports.risk_tables' convention); asset amounts are at the
+asset's places, money at the money asset's.
 
 - accounts.parquet: account_id, status, market_value, collateral_value, liability_value,
   maintenance_ratio (collateral / liability, text rounded down to 0.0001; null when
@@ -32,12 +33,12 @@ import pyarrow.compute as pc
 
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
+from engine.io.asset_liability_inputs import book_from_files, read_interest
 from engine.io.ledger_export import ledger_to_arrow
 from engine.io.tables import write_tables
 from engine.margin.accounts import SIDE_NAMES, AssetBook
 from engine.margin.assets import AssetTable
 from engine.margin.audit import audit
-from engine.margin.inputs import book_from_files, read_interest
 from engine.margin.liquidation import liquidate, open_fund
 from engine.margin.operations import accrue_interest
 from engine.margin.ratio import STATUS_NAMES, AssetLiabilityRisk, ratio_text, sweep
