@@ -2,13 +2,13 @@
 
 Both read the files of engine.io.asset_liability_inputs (assets table, balances,
 liabilities, prices, optional calls and interest), accrue the interest given (one
-period, before the sweep), sweep, and write Parquet tables under the output folder.
-Every decimal column appears as float64 under its name and as exact text under
-`<name>_exact` (engine.reports.risk_tables' convention); asset amounts are at the
-asset's places, money at the money asset's.
+period, before the sweep), sweep, and write Parquet tables under the output folder in the
+output convention of engine.reports.decimals: money as decimal128 at the money scale, asset
+amounts as decimal128 in asset units (a column that mixes assets at the largest scale among
+them), symbols as strings, and the run's metadata in each schema (engine.reports.run_info).
 
 - accounts.parquet: account_id, status, market_value, collateral_value, liability_value,
-  maintenance_ratio (collateral / liability, text rounded down to 0.0001; null when
+  maintenance_ratio (collateral / liability rounded down to 0.0001, decimal128; null when
   nothing is owed), call_days, house (true for the insurance fund).
 - balances.parquet: account_id, asset, held, owed: every non-zero holding or debt.
 `clearing liquidate` adds, after the close-outs (engine.margin.liquidation) and the audit
@@ -41,8 +41,9 @@ from engine.margin.assets import AssetTable
 from engine.margin.audit import audit
 from engine.margin.liquidation import liquidate, open_fund
 from engine.margin.operations import accrue_interest
-from engine.margin.ratio import STATUS_NAMES, AssetLiabilityRisk, ratio_text, sweep
-from engine.reports.risk_tables import decimal_columns
+from engine.margin.ratio import RATIO_PLACES, STATUS_NAMES, AssetLiabilityRisk, sweep
+from engine.reports.decimals import decimal_array, money_array
+from engine.reports.run_info import input_digest, run_info, with_run_info
 from engine.waterfall.events import EVENT_KINDS, NO_INSTRUMENT, WaterfallResult
 from engine.waterfall.profile import AssetLiabilityRules, Profile, ProfileError, reserved_mask
 
@@ -107,10 +108,8 @@ def risk_run(files: AssetLiabilityFiles, profile: Profile, out: Path) -> AssetLi
     loaded = time.perf_counter()
     risk = sweep(book, rules)
     swept = time.perf_counter()
-    paths = write_tables(
-        out,
-        {"accounts": accounts_table(book, risk, profile), "balances": balances_table(book)},
-    )
+    tables = {"accounts": accounts_table(book, risk, profile), "balances": balances_table(book)}
+    paths = _write(out, tables, files, profile)
     seconds = (loaded - started, swept - loaded, time.perf_counter() - swept)
     return AssetLiabilityRun(book, risk, None, paths, seconds)
 
@@ -131,56 +130,76 @@ def liquidation_run(
     audit(book)  # raises ConservationError, naming what differs
     risk = sweep(book, rules)
     done = time.perf_counter()
-    paths = write_tables(
-        out,
-        {
-            "events": events_table(book, result),
-            "ledger": ledgers_table(book),
-            "accounts": accounts_table(book, risk, profile),
-            "balances": balances_table(book),
-            "insurance": insurance_table(book, profile, result, floor),
-        },
-    )
+    tables = {
+        "events": events_table(book, result),
+        "ledger": ledgers_table(book),
+        "accounts": accounts_table(book, risk, profile),
+        "balances": balances_table(book),
+        "insurance": insurance_table(book, profile, result, floor),
+    }
+    paths = _write(out, tables, files, profile)
     seconds = (loaded - started, done - loaded, time.perf_counter() - done)
     return AssetLiabilityRun(book, risk, result, paths, seconds)
+
+
+def _write(
+    out: Path, tables: dict[str, pa.Table], files: AssetLiabilityFiles, profile: Profile
+) -> list[Path]:
+    given = {name: input_digest(path) for name, path in vars(files).items() if path is not None}
+    info = run_info(profile=profile.name, inputs=given)
+    return write_tables(out, {name: with_run_info(t, info) for name, t in tables.items()})
+
+
+def _asset_amounts(
+    book: AssetBook, units: np.ndarray, asset: np.ndarray, valid: np.ndarray | None = None
+) -> pa.Array:
+    """Asset units of the rows' assets as decimal128 at the largest scale among the valid
+    rows' assets; null where not valid or where a value does not fit int64 at that scale."""
+    ok = np.ones(len(units), dtype=bool) if valid is None else valid
+    places = np.asarray([a.decimals for a in book.assets.assets], dtype=np.int64)
+    scale = int(places[np.unique(asset[ok])].max()) if ok.any() else 0
+    factor = 10 ** np.maximum(scale - places[asset], 0)
+    ok = ok & (np.abs(units) <= np.iinfo(np.int64).max // factor)
+    return decimal_array(np.where(ok, units, 0) * factor, scale, ok)
 
 
 def accounts_table(book: AssetBook, risk: AssetLiabilityRisk, profile: Profile) -> pa.Table:
     money = book.assets.money_decimals
     owes = risk.liability_value > 0
-    ratios = [
-        ratio_text(c, v)
+    ratio = [
+        c * 10**RATIO_PLACES // v if v else 0
         for c, v in zip(risk.collateral_value.tolist(), risk.liability_value.tolist(), strict=True)
     ]
-    columns: dict[str, pa.Array] = {
-        "account_id": pa.array(book.account_id),
-        "status": pc.take(pa.array(STATUS_NAMES), pa.array(risk.status.astype(np.int64))),
-    }
-    columns |= decimal_columns("market_value", risk.market_value, money)
-    columns |= decimal_columns("collateral_value", risk.collateral_value, money)
-    columns |= decimal_columns("liability_value", risk.liability_value, money)
-    text = pa.array(ratios, type=pa.string(), mask=~owes)
-    columns["maintenance_ratio"] = pc.cast(text, pa.float64())
-    columns["maintenance_ratio_exact"] = text
-    columns["call_days"] = pa.array(book.call_days[: book.n_accounts])
-    columns["house"] = pa.array(reserved_mask(book.account_id, profile), type=pa.bool_())
-    return pa.table(columns)
+    ratio_units = np.asarray(ratio, dtype=object)
+    ratio_fits = np.asarray([r <= np.iinfo(np.int64).max for r in ratio], dtype=bool) & owes
+    ratio_units = np.where(ratio_fits, ratio_units, 0).astype(np.int64)
+    return pa.table(
+        {
+            "account_id": pa.array(book.account_id),
+            "status": pc.take(pa.array(STATUS_NAMES), pa.array(risk.status.astype(np.int64))),
+            "market_value": money_array(risk.market_value, money),
+            "collateral_value": money_array(risk.collateral_value, money),
+            "liability_value": money_array(risk.liability_value, money),
+            "maintenance_ratio": decimal_array(ratio_units, RATIO_PLACES, ratio_fits),
+            "call_days": pa.array(book.call_days[: book.n_accounts]),
+            "house": pa.array(reserved_mask(book.account_id, profile), type=pa.bool_()),
+        }
+    )
 
 
 def balances_table(book: AssetBook) -> pa.Table:
-    """Every non-zero (account, asset) row: held and owed at the asset's places."""
-    any_value = (book.held != 0) | (book.owed != 0)
-    asset, row = np.nonzero(any_value)
+    """Every non-zero (account, asset) row: held and owed in asset units."""
+    asset, row = np.nonzero((book.held != 0) | (book.owed != 0))
     order = np.lexsort((asset, row))
     asset, row = asset[order], row[order]
-    places = np.asarray([a.decimals for a in book.assets.assets], dtype=np.int64)[asset]
-    columns: dict[str, pa.Array] = {
-        "account_id": pa.array(book.account_id[row]),
-        "asset": pc.take(pa.array(book.assets.symbols), pa.array(asset.astype(np.int64))),
-    }
-    columns |= decimal_columns("held", book.held[asset, row], places)
-    columns |= decimal_columns("owed", book.owed[asset, row], places)
-    return pa.table(columns)
+    return pa.table(
+        {
+            "account_id": pa.array(book.account_id[row]),
+            "asset": pc.take(pa.array(book.assets.symbols), pa.array(asset.astype(np.int64))),
+            "held": _asset_amounts(book, book.held[asset, row], asset),
+            "owed": _asset_amounts(book, book.owed[asset, row], asset),
+        }
+    )
 
 
 def events_table(book: AssetBook, result: WaterfallResult) -> pa.Table:
@@ -188,20 +207,21 @@ def events_table(book: AssetBook, result: WaterfallResult) -> pa.Table:
     asset = cols["instrument"]
     has_asset = asset != NO_INSTRUMENT
     safe = np.where(has_asset, asset, 0)
-    places = np.asarray([a.decimals for a in book.assets.assets], dtype=np.int64)[safe]
     money = book.assets.money_decimals
     symbols = pa.array(book.assets.symbols, type=pa.string())
-    columns: dict[str, pa.Array] = {
-        "seq": pa.array(np.arange(len(asset), dtype=np.int64)),
-        "kind": pc.take(pa.array(EVENT_KINDS), pa.array(cols["kind"])),
-        "event_id": pa.array(cols["event_id"]),
-        "account_id": pa.array(cols["account_id"]),
-        "asset": pc.take(symbols, pa.array(safe, mask=~has_asset, type=pa.int64())),
-    }
-    columns |= decimal_columns("qty", cols["qty"], places, has_asset)
-    columns |= decimal_columns("price", cols["price"], money, has_asset)
-    columns |= decimal_columns("amount", cols["amount"], money)
-    return pa.table(columns)
+    qty = _asset_amounts(book, cols["qty"], safe, has_asset)
+    return pa.table(
+        {
+            "seq": pa.array(np.arange(len(asset), dtype=np.int64)),
+            "kind": pc.take(pa.array(EVENT_KINDS), pa.array(cols["kind"])),
+            "event_id": pa.array(cols["event_id"]),
+            "account_id": pa.array(cols["account_id"]),
+            "asset": pc.take(symbols, pa.array(safe, mask=~has_asset, type=pa.int64())),
+            "qty": qty,
+            "price": decimal_array(cols["price"], money, has_asset),
+            "amount": money_array(cols["amount"], money),
+        }
+    )
 
 
 def ledgers_table(book: AssetBook) -> pa.Table:
@@ -224,8 +244,8 @@ def insurance_table(
     columns: dict[str, pa.Array] = {
         "fund_account_id": pa.array([profile.fund_account_id], type=pa.int64()),
         "accounts_liquidated": pa.array([result.accounts_liquidated], type=pa.int64()),
+        "floor": money_array(np.array([floor], dtype=np.int64), money),
     }
-    columns |= decimal_columns("floor", np.array([floor], dtype=np.int64), money)
     for name in RESULT_MONEY:
-        columns |= decimal_columns(name, np.array([getattr(result, name)], dtype=np.int64), money)
+        columns[name] = money_array(np.array([getattr(result, name)], dtype=np.int64), money)
     return pa.table(columns)

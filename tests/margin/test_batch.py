@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -34,14 +35,18 @@ def args(model: str, out: Path, *extra: str) -> list[str]:
 
 
 def rows(path: Path, *columns: str) -> list[tuple]:
+    """The columns' values, decimals as their exact text (None stays None)."""
     table = pq.read_table(path)
-    return list(zip(*(table[c].to_pylist() for c in columns), strict=True))
+    values = [
+        [v if not isinstance(v, Decimal) else str(v) for v in table[c].to_pylist()] for c in columns
+    ]
+    return list(zip(*values, strict=True))
 
 
 def test_securities_risk_report(tmp_path: Path) -> None:
     calls = str(EXAMPLE / "securities" / "calls.csv")
     assert main(["risk", *args("securities", tmp_path, "--calls", calls)]) == 0
-    got = rows(tmp_path / "accounts.parquet", "account_id", "status", "maintenance_ratio_exact")
+    got = rows(tmp_path / "accounts.parquet", "account_id", "status", "maintenance_ratio")
     assert got == [
         # 2,000 x 6.49 = 12,980 / 10,000 = 1.298: called, and the call has stood 3 days > 2
         (1, "liquidate", "1.2980"),
@@ -62,9 +67,7 @@ def test_securities_liquidation(tmp_path: Path) -> None:
         main(["liquidate", *args("securities", out, "--calls", calls, "--insurance-fund", "1000")])
         == 0
     )
-    events = rows(
-        out / "events.parquet", "kind", "account_id", "asset", "qty_exact", "amount_exact"
-    )
+    events = rows(out / "events.parquet", "kind", "account_id", "asset", "qty", "amount")
     assert events == [
         # owes 10,000: ceil(10,000 / 6.49) = 1,541 shares -> 1,541 x 6.49 = 10,001.09
         ("liquidation", 1, "SH600000", "-1541", "10001.09"),
@@ -75,11 +78,12 @@ def test_securities_liquidation(tmp_path: Path) -> None:
         ("liquidation", 4, "SH600036", "-933", "27990.00"),
     ]
     insurance = pq.read_table(out / "insurance.parquet").to_pylist()[0]
-    assert insurance["fund_balance_after_exact"] == "470.00"  # 1,000 - 530
-    assert insurance["deficit_to_cover_exact"] == insurance["fund_drawdown_exact"] == "530.00"
-    balances = rows(out / "balances.parquet", "account_id", "asset", "held_exact", "owed_exact")
+    assert insurance["fund_balance_after"] == Decimal("470.00")  # 1,000 - 530
+    assert insurance["deficit_to_cover"] == insurance["fund_drawdown"] == Decimal("530.00")
+    balances = rows(out / "balances.parquet", "account_id", "asset", "held", "owed")
     assert (1, "CNY", "1.09", "0.00") in balances  # 10,001.09 - 10,000
-    assert (4, "SH600036", "67", "0") in balances  # 1,000 - 933
+    assert (4, "SH600036", "67.00", "0.00") in balances  # 1,000 - 933 (at the column's scale)
+    assert pq.read_schema(out / "accounts.parquet").metadata[b"clearing.run"]
     ledger = pq.read_table(out / "ledger.parquet")
     assert set(ledger["reason"].to_pylist()) >= {"forced_sale", "repay", "insurance_payout"}
 
@@ -88,7 +92,7 @@ def test_crypto_liquidation_with_interest(tmp_path: Path) -> None:
     interest = str(EXAMPLE / "crypto" / "interest.csv")
     extra = ("--interest", interest, "--insurance-fund", "100000")
     assert main(["liquidate", *args("crypto", tmp_path, *extra)]) == 0
-    events = rows(tmp_path / "events.parquet", "kind", "account_id", "amount_exact")
+    events = rows(tmp_path / "events.parquet", "kind", "account_id", "amount")
     # Account 3: 1 BTC at 100,000, owes 95,000 + interest ceil(95,000 x 0.00000417)
     # = 0.39615: debt 95,000.39615; fee 2% = 1,900.007923; sells
     # ceil(96,900.404073 / 100,000 BTC) = 0.96900405 BTC for 96,900.405.
