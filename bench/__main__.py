@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import extras
+from bench import asset_liability_bench, extras
 from bench._read_baseline import read_sweep_columns
 from bench.baselines import numpy_sweep
 from engine.book.book import Book
@@ -129,6 +129,20 @@ def main(argv: list[str] | None = None) -> int:
         ),
     }
     incremental = incremental_ticks(book, args.repeats)
+    # The asset-liability sweep (margin financing, spot margin) over as many accounts.
+    al_columns = asset_liability_bench.synthetic_columns(args.accounts)
+    al_out = asset_liability_bench.output_arrays(args.accounts)
+    al_rows = {
+        "asset-liability sweep (MV, CV, LV, status)": median_seconds(
+            lambda: asset_liability_bench.sweep(al_columns, out=al_out), args.repeats
+        ),
+        "asset-liability sweep, fresh output arrays": median_seconds(
+            lambda: asset_liability_bench.sweep(al_columns), args.repeats
+        ),
+        "asset-liability sweep, 2 threads": median_seconds(
+            lambda: asset_liability_bench.sweep(al_columns, threads=2, out=al_out), args.repeats
+        ),
+    }
     baseline = rows["numpy baseline (equity, MM, status)"]
     full = rows["native sweep (equity, MM, status)"]
     print(
@@ -143,6 +157,17 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{name:40} {seconds * 1e3:10.2f} {n_pos / seconds / 1e6:9.1f}"
             f" {baseline / seconds:8.1f}x {plain_read / seconds:8.2f}"
+        )
+    al_status = asset_liability_bench.sweep(al_columns)[3]
+    print(
+        f"asset-liability book: {args.accounts:,} accounts x {asset_liability_bench.ASSETS}"
+        f" assets ({int((al_status != 0).sum()):,} not ok)"
+    )
+    print(f"{'pass':40} {'median ms':>10} {'M acct/s':>9} {'vs futures':>10}")
+    for name, seconds in al_rows.items():
+        print(
+            f"{name:40} {seconds * 1e3:10.2f} {args.accounts / seconds / 1e6:9.1f}"
+            f" {full / seconds:9.2f}x"
         )
     not_ok = int((book.sweep(with_initial_margin=False).status != 0).sum())
     print(f"incremental tick, every mark moves ({not_ok:,} accounts not ok at the anchor)")
@@ -185,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                     "plain_read_bytes": read_bytes,
                     "positions": n_pos,
                     "median_seconds": rows,
+                    "asset_liability_median_seconds": al_rows,
                     "ratio_vs_numpy": {k: baseline / v for k, v in rows.items()},
                     "incremental": {
                         str(m): {**r, "fraction_of_full": r["seconds"] / full}

@@ -27,6 +27,7 @@ from engine._native._kernels import (
     position_margins,
     sweep_account_rows,
     sweep_accounts,
+    sweep_asset_liability,
 )
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "position_margins",
     "sweep_account_rows",
     "sweep_accounts",
+    "sweep_asset_liability",
 ]

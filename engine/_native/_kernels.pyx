@@ -14,6 +14,7 @@ from engine._native.kernels cimport (
     ADL_POLICY_HYPERLIQUID as C_ADL_POLICY_HYPERLIQUID,
     ADL_POLICY_PNL_LEVERAGE as C_ADL_POLICY_PNL_LEVERAGE,
     ADL_SCORE_SCALE as C_ADL_SCORE_SCALE,
+    ASSET_LIABILITY_ASSETS_MAX as C_ASSET_LIABILITY_ASSETS_MAX,
     KERNEL_DEBUG as C_KERNEL_DEBUG,
     NULL_PRICE as C_NULL_PRICE,
     POSITION_TICK_VALUE_MAX as C_POSITION_TICK_VALUE_MAX,
@@ -28,12 +29,15 @@ from engine._native.kernels cimport (
     adl_scores as c_adl_scores,
     adl_top_k as c_adl_top_k,
     allocate_largest_remainder as c_allocate_largest_remainder,
+    asset_liability_book,
+    asset_liability_out,
     book_columns,
     liquidation_prices as c_liquidation_prices,
     position_margin_out,
     position_margins as c_position_margins,
     sweep_account_rows as c_sweep_account_rows,
     sweep_accounts as c_sweep_accounts,
+    sweep_asset_liability as c_sweep_asset_liability,
     sweep_out,
     tier_table,
 )
@@ -395,3 +399,72 @@ def allocate_largest_remainder(const int64_t[::1] weight, const int64_t[::1] acc
     if allocated < 0:
         raise ValueError(f"weight {-1 - allocated}: negative, or the weights sum beyond int64")
     return part, allocated
+
+
+_POWERS_OF_TEN = frozenset(10**d for d in range(19))
+
+
+def sweep_asset_liability(const int64_t[:, ::1] held, const int64_t[:, ::1] owed,
+                          Py_ssize_t n_accounts, const int64_t[::1] price,
+                          const int64_t[::1] unit, const int64_t[::1] collateral_rate,
+                          int64_t call_level, int64_t liquidation_level, int n_threads=1,
+                          out=None):
+    """Market, collateral and liability value and status of the first n_accounts columns
+    of the asset-major (n_assets, capacity) held and owed arrays (csrc/asset_liability.h).
+
+    `out`, a (market, collateral, liability, status) tuple of arrays n_accounts long, is
+    written instead of fresh arrays (a per-tick loop then pays no page faults)."""
+    cdef Py_ssize_t n_assets = held.shape[0]
+    if owed.shape[0] != n_assets or owed.shape[1] != held.shape[1]:
+        raise ValueError("held and owed must have the same shape")
+    if price.shape[0] != n_assets or unit.shape[0] != n_assets or (
+        collateral_rate.shape[0] != n_assets
+    ):
+        raise ValueError("price, unit and collateral_rate need one entry per asset")
+    if not (0 <= n_accounts <= held.shape[1]):
+        raise ValueError("n_accounts must be within the columns' capacity")
+    if not (0 < liquidation_level <= call_level):
+        raise ValueError("levels must satisfy 0 < liquidation_level <= call_level")
+    if n_assets > C_ASSET_LIABILITY_ASSETS_MAX:
+        raise ValueError(f"at most {C_ASSET_LIABILITY_ASSETS_MAX} assets")
+    cdef Py_ssize_t k
+    for k in range(n_assets):
+        if not (price[k] >= 0 and unit[k] in _POWERS_OF_TEN
+                and 0 <= collateral_rate[k] <= C_RATE_SCALE):
+            raise ValueError(
+                f"asset {k}: price >= 0, unit a power of ten up to 10^18, 0 <= rate <= RATE_SCALE"
+            )
+    if out is None:
+        market = np.empty(n_accounts, dtype=np.int64)
+        collateral = np.empty(n_accounts, dtype=np.int64)
+        liability = np.empty(n_accounts, dtype=np.int64)
+        status = np.empty(n_accounts, dtype=np.int8)
+    else:
+        market, collateral, liability, status = out
+        if not (len(market) == len(collateral) == len(liability) == len(status) == n_accounts):
+            raise ValueError("out arrays must have one entry per account")
+    cdef int64_t[::1] mv_v = market
+    cdef int64_t[::1] cv_v = collateral
+    cdef int64_t[::1] lv_v = liability
+    cdef int8_t[::1] st_v = status
+    cdef int8_t one_status[1]
+    cdef asset_liability_book book
+    book.n_accounts = n_accounts
+    book.n_assets = n_assets
+    book.stride = held.shape[1]
+    book.held = &held[0, 0] if held.shape[0] > 0 and held.shape[1] > 0 else _one_i64
+    book.owed = &owed[0, 0] if owed.shape[0] > 0 and owed.shape[1] > 0 else _one_i64
+    book.price = p64(price)
+    book.unit = p64(unit)
+    book.collateral_rate = p64(collateral_rate)
+    cdef asset_liability_out result
+    result.market_value = <int64_t*>p64(mv_v)
+    result.collateral_value = <int64_t*>p64(cv_v)
+    result.liability_value = <int64_t*>p64(lv_v)
+    result.status = &st_v[0] if n_accounts > 0 else one_status
+    cdef int64_t bad
+    with nogil:
+        bad = c_sweep_asset_liability(&book, call_level, liquidation_level, n_threads, &result)
+    if bad >= 0:
+        raise NativeOverflowError(f"account at index {bad}: a value exceeds int64", bad)
+    return market, collateral, liability, status

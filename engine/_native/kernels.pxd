@@ -79,3 +79,25 @@ cdef extern from "allocation.h" nogil:
     int64_t allocate_largest_remainder(int64_t n, const int64_t *weight,
                                        const int64_t *account_id, int64_t total,
                                        int64_t *part, int64_t *remainder, int64_t *scratch)
+
+cdef extern from "asset_liability.h" nogil:
+    int64_t ASSET_LIABILITY_ASSETS_MAX
+    ctypedef struct asset_liability_book:
+        int64_t n_accounts
+        int64_t n_assets
+        int64_t stride
+        const int64_t *held
+        const int64_t *owed
+        const int64_t *price
+        const int64_t *unit
+        const int64_t *collateral_rate
+
+    ctypedef struct asset_liability_out:
+        int64_t *market_value
+        int64_t *collateral_value
+        int64_t *liability_value
+        int8_t *status
+
+    int64_t sweep_asset_liability(const asset_liability_book *book, int64_t call_level,
+                                  int64_t liquidation_level, int n_threads,
+                                  const asset_liability_out *out)

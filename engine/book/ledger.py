@@ -40,6 +40,14 @@ class Reason(IntEnum):
     VARIATION_MARGIN = 12
     COLLATERAL_SALE = 13  # a breached account's collateral sold at its haircut value
     ISOLATED_MARGIN = 14  # margin moved between an account and its isolated position
+    # Asset-liability accounts (engine.margin): a loan paid out and owed, its repayment,
+    # interest added to what is owed, collateral sold (or a debt bought back) by force, and a
+    # customer's own spot trade against the market.
+    BORROW = 31
+    REPAY = 32
+    INTEREST = 33
+    FORCED_SALE = 34
+    SPOT_TRADE = 35
 
 
 _COLUMNS = ("seq", "event_id", "debit", "credit", "amount", "reason")

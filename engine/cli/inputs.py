@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from engine.book.errors import Rejected
 from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
-from engine.waterfall.profile import PROFILES_DIR
+from engine.book.reasons import RejectReason
+from engine.waterfall.profile import PROFILES_DIR, Profile, ProfileError
 
 
 def shipped_profiles() -> list[str]:
@@ -59,8 +61,10 @@ def add_out_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_marks_and_out_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--marks", required=True, type=Path, help="symbol, mark_price")
+def add_marks_and_out_arguments(
+    parser: argparse.ArgumentParser, *, marks_required: bool = True
+) -> None:
+    parser.add_argument("--marks", required=marks_required, type=Path, help="symbol, mark_price")
     add_out_argument(parser)
 
 
@@ -88,3 +92,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--collateral", type=Path, help="collateral balances: account_id, asset, qty"
     )
     parser.add_argument("--collateral-prices", type=Path, help="collateral prices: asset, price")
+
+
+def load_profile(path: Path) -> Profile:
+    """A profile file, or `invalid_profile` naming what is wrong."""
+    try:
+        return Profile.load(path)
+    except ProfileError as exc:
+        raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None

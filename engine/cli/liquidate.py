@@ -24,6 +24,7 @@ from engine.book.errors import Rejected
 from engine.book.fixed import FixedPointError, format_units, parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
+from engine.cli import asset_liability
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
@@ -39,8 +40,9 @@ from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, Pro
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_book_arguments(parser)
-    add_marks_and_out_arguments(parser)
+    # Required unless the profile is an asset-liability model (checked in run).
+    add_book_arguments(parser, required=False)
+    add_marks_and_out_arguments(parser, marks_required=False)
     parser.add_argument(
         "--profile",
         type=profile_path,
@@ -54,6 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_warning_level_argument(parser, None)
     add_model_arguments(parser)
+    asset_liability.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> Outcome:
@@ -62,6 +65,9 @@ def run(args: argparse.Namespace) -> Outcome:
         profile = Profile.load(args.profile)
     except ProfileError as exc:
         raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
+    if profile.model == "asset_liability":
+        return asset_liability.run_liquidate(args, profile)
+    asset_liability.require_futures_files(args)
     rate = profile.warning_rate
     if args.warning_level is not None:
         rate = warning_rate(args.warning_level)

@@ -16,45 +16,45 @@ from rich.console import Console
 from rich.table import Table
 
 from engine.book.book import Book
-from engine.book.errors import Rejected
 from engine.book.fixed import format_units
-from engine.book.reasons import RejectReason
+from engine.cli import asset_liability
 from engine.cli.inputs import (
     add_book_arguments,
     add_marks_and_out_arguments,
     add_model_arguments,
     add_warning_level_argument,
+    load_profile,
     profile_path,
     warning_rate,
 )
 from engine.cli.outcome import Outcome
 from engine.reports.customers import StatusTally
 from engine.reports.risk_report import write_risk_report
-from engine.waterfall.profile import Profile, ProfileError
 
 WARNING_LEVEL_DEFAULT = "0.8"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_book_arguments(parser)
-    add_marks_and_out_arguments(parser)
+    # Required unless the profile is an asset-liability model (checked in run).
+    add_book_arguments(parser, required=False)
+    add_marks_and_out_arguments(parser, marks_required=False)
     add_warning_level_argument(parser, WARNING_LEVEL_DEFAULT)
     parser.add_argument(
         "--profile",
         type=profile_path,
         default=None,
-        help="rules whose risk models ([collateral], [stop_out], [isolated]) apply",
+        help="rules: a TOML file or a shipped name; its account model ([model]) and risk"
+        " models ([collateral], [stop_out], [isolated]) apply (default: futures, none)",
     )
     add_model_arguments(parser)
+    asset_liability.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> Outcome:
-    profile = None
-    if args.profile is not None:
-        try:
-            profile = Profile.load(args.profile)
-        except ProfileError as exc:
-            raise Rejected(RejectReason.INVALID_PROFILE, str(exc)) from None
+    profile = None if args.profile is None else load_profile(args.profile)
+    if profile is not None and profile.model == "asset_liability":
+        return asset_liability.run_risk(args, profile)
+    asset_liability.require_futures_files(args)
     report = write_risk_report(
         args.instruments,
         args.accounts,

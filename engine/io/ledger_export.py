@@ -14,7 +14,9 @@ from engine.book.ledger import Ledger, Reason
 
 def ledger_to_arrow(ledger: Ledger) -> pa.Table:
     """Every posting: seq, event_id, debit, credit, amount (raw money units), reason (text)."""
-    reason_names = np.array([""] + [r.name.lower() for r in Reason], dtype=object)
+    reason_names = np.full(max(Reason) + 1, "", dtype=object)  # by value: codes may skip
+    for r in Reason:
+        reason_names[r] = r.name.lower()
     return pa.table(
         {
             "seq": ledger.column("seq"),

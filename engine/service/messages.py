@@ -55,8 +55,10 @@ from engine.book.limits import (
     LEVERAGE_MAX,
     SEQ_MAX,
     TS_MAX,
+    VALUE_MAX,
 )
 from engine.book.reasons import RejectReason
+from engine.margin.assets import AssetTable
 from engine.waterfall.profile import CollateralAssetRule
 
 SCHEMA_VERSION = 1
@@ -583,3 +585,115 @@ def routing_keys(doc: dict[str, Any], partition_of: Any = None) -> list[bytes]:
     if partition_of is None or partition_of(buyer) == partition_of(seller):
         return [buyer]
     return [buyer, seller]
+
+
+# ----- asset-liability accounts (engine.margin): asset events and asset prices ------------
+# For a profile whose model is asset_liability the `account-events` topic carries asset
+# events and `prices` carries asset prices, validated here like every other message:
+# - asset event (key: the account id): type "asset_deposit" | "asset_withdraw" | "borrow" |
+#   "repay", event_id, ts, account, asset (a symbol of the asset table), amount (> 0, on the
+#   asset's grid of 10**-decimals).
+# - asset price (key: the asset): asset, ts, seq (per asset, increasing), price (money per
+#   whole asset, on the money grid, >= 0; the money asset has no price message).
+ASSET_EVENT_TYPES = ("asset_deposit", "asset_withdraw", "borrow", "repay")
+
+
+@dataclass(frozen=True, slots=True)
+class AssetEvent:
+    kind: str  # one of ASSET_EVENT_TYPES
+    event_id: int
+    ts: int
+    account: int
+    symbol: str
+    asset: int  # index into the asset table
+    amount: int  # asset units, > 0
+
+
+@dataclass(frozen=True, slots=True)
+class AssetPrice:
+    symbol: str
+    asset: int
+    ts: int
+    seq: int
+    price: int  # money units per whole asset
+
+
+def _asset(doc: dict[str, Any], assets: AssetTable) -> tuple[str, int]:
+    symbol = _field(doc, "asset")
+    if not isinstance(symbol, str):
+        raise Rejected(RejectReason.INVALID_FIELD, f"asset must be a string, got {symbol!r}")
+    index = assets.asset_index(symbol)
+    if index is None:
+        raise Rejected(RejectReason.UNKNOWN_SYMBOL, f"unknown asset {symbol[:64]!r}")
+    return symbol, index
+
+
+def parse_asset_event(value: bytes, key: bytes | None, assets: AssetTable) -> AssetEvent:
+    """An asset event; the key, when present, must be its account."""
+    doc = _load(value)
+    kind = _field(doc, "type")
+    if kind not in ASSET_EVENT_TYPES:
+        raise Rejected(
+            RejectReason.UNKNOWN_TYPE,
+            f"type {str(kind)[:32]!r}, expected one of {ASSET_EVENT_TYPES}",
+        )
+    event_id = _int(doc, "event_id", RejectReason.INVALID_EVENT_ID, low=1, high=EVENT_ID_MAX)
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP, high=TS_MAX)
+    account = _int(doc, "account", RejectReason.INVALID_ACCOUNT)
+    symbol, asset = _asset(doc, assets)
+    step = Decimal(1).scaleb(-assets.assets[asset].decimals)
+    amount = _on_grid(
+        _decimal(doc, "amount", RejectReason.INVALID_AMOUNT),
+        step,
+        "amount",
+        RejectReason.INVALID_AMOUNT,
+    )
+    if not amount > 0:
+        raise Rejected(RejectReason.INVALID_AMOUNT, f"amount must be positive, got {doc['amount']}")
+    key_text = _key_text(key)
+    if key_text is not None and key_text != str(account):
+        raise Rejected(
+            RejectReason.KEY_MISMATCH, f"key {key_text[:32]!r} is not the event's account"
+        )
+    return AssetEvent(kind, event_id, ts, account, symbol, asset, amount)
+
+
+def parse_asset_price(value: bytes, key: bytes | None, assets: AssetTable) -> AssetPrice:
+    """An asset price; the key, when present, must be the asset."""
+    doc = _load(value)
+    symbol, asset = _asset(doc, assets)
+    key_text = _key_text(key)
+    if key_text is not None and key_text != symbol:
+        raise Rejected(RejectReason.KEY_MISMATCH, f"key {key_text[:64]!r} is not {symbol!r}")
+    if asset == assets.money:
+        raise Rejected(RejectReason.INVALID_PRICE, f"{symbol} is the money asset: its price is 1")
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP, high=TS_MAX)
+    seq = _int(doc, "seq", RejectReason.INVALID_SEQUENCE, high=SEQ_MAX)
+    price = _on_grid(
+        _decimal(doc, "price", RejectReason.INVALID_PRICE),
+        Decimal(1).scaleb(-assets.money_decimals),
+        "price",
+        RejectReason.OFF_GRID,
+        RejectReason.INVALID_PRICE,
+    )
+    if not 0 <= price <= VALUE_MAX:
+        raise Rejected(RejectReason.INVALID_PRICE, f"price must be 0 to 2^62 units, got {price}")
+    return AssetPrice(symbol, asset, ts, seq, price)
+
+
+def asset_event_doc(
+    kind: str, event_id: int, ts: int, account: int, asset: str, amount: str
+) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": kind,
+        "event_id": event_id,
+        "ts": ts,
+        "account": account,
+        "asset": asset,
+        "amount": amount,
+    }
+
+
+def asset_price_doc(asset: str, ts: int, seq: int, price: str) -> dict[str, Any]:
+    return {"v": SCHEMA_VERSION, "asset": asset, "ts": ts, "seq": seq, "price": price}

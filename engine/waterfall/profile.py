@@ -62,6 +62,10 @@ class Profile:
     collateral: CollateralRules | None = None
     stop_out: StopOutRules | None = None
     isolated: IsolatedRules | None = None
+    # The account model the profile selects ([model] kind); asset-liability rules when
+    # that model is "asset_liability" (engine.margin), else None.
+    model: str = "futures"
+    asset_liability: AssetLiabilityRules | None = None
 
     def fund_floor_units(self, money_decimals: int) -> int:
         units = Fraction(self.fund_floor) * 10**money_decimals
@@ -139,6 +143,7 @@ class Profile:
         social_enabled = _bool(social, "enabled", "socialized_loss", True)
         if social_enabled and basis not in SOCIALIZED_BASES_IMPLEMENTED:
             raise ProfileError(f"socialized_loss.basis: {basis!r} is not implemented yet")
+        model, asset_liability = _model(doc)
         layers = ccp.get("layers", [])
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
             raise ProfileError("ccp.layers: expected a list of strings")
@@ -163,6 +168,8 @@ class Profile:
             collateral=_collateral_rules(doc),
             stop_out=_stop_out_rules(doc),
             isolated=_isolated_rules(doc),
+            model=model,
+            asset_liability=asset_liability,
         )
 
 
@@ -268,6 +275,50 @@ def _isolated_rules(doc: dict[str, Any]) -> IsolatedRules | None:
         auto_add_target=_choice(table, "auto_add_target", "isolated", AUTO_ADD_TARGETS, "initial"),
         subaccount_base=base,
     )
+
+
+# ----- the account model: futures positions, or asset-liability accounts -------------------
+# [model] kind = "futures" (the default: positions against one money balance) or
+# "asset_liability" (margin financing and spot margin: balances in several assets and
+# borrowed assets owed, engine.margin), whose levels live in [asset_liability].
+MODEL_KINDS = ("futures", "asset_liability")
+LEVEL_MAX = 100 * RATE_SCALE  # a maintenance-ratio level of at most 100 (10,000%)
+CALL_DEADLINE_DAYS_MAX = 365
+
+
+@dataclass(frozen=True)
+class AssetLiabilityRules:
+    """Levels of the maintenance ratio (collateral value / liability value, both money
+    units; engine.margin.ratio), each over RATE_SCALE: a margin call below `call_level`,
+    forced liquidation below `liquidation_level`, and also when a call has stood for more
+    than `call_deadline_days` settlement days without being restored."""
+
+    call_level: int
+    liquidation_level: int
+    call_deadline_days: int | None  # None: a call alone never leads to a forced sale
+
+
+def _model(doc: dict[str, Any]) -> tuple[str, AssetLiabilityRules | None]:
+    kind = _choice(_table(doc, "model"), "kind", "model", MODEL_KINDS, "futures")
+    table = _table(doc, "asset_liability")
+    if kind != "asset_liability":
+        if table:
+            raise ProfileError("asset_liability: only with [model] kind = 'asset_liability'")
+        return kind, None
+    call = _rate(table, "call_level", "asset_liability", "1.3")
+    liquidation = _rate(table, "liquidation_level", "asset_liability", "1.1")
+    if not 0 < liquidation <= call <= LEVEL_MAX:
+        raise ProfileError("asset_liability: need 0 < liquidation_level <= call_level <= 100")
+    deadline = table.get("call_deadline_days")
+    if deadline is not None and (
+        isinstance(deadline, bool)
+        or not isinstance(deadline, int)
+        or not 0 <= deadline <= CALL_DEADLINE_DAYS_MAX
+    ):
+        raise ProfileError(
+            f"asset_liability.call_deadline_days: expected 0 to {CALL_DEADLINE_DAYS_MAX} days"
+        )
+    return kind, AssetLiabilityRules(call, liquidation, deadline)
 
 
 def _table(doc: dict[str, Any], key: str) -> dict[str, Any]:

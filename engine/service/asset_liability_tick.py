@@ -1,0 +1,207 @@
+"""One tick of the service for an asset-liability book: records in, output records out,
+deterministic, no I/O of its own -- the futures service's contract (engine.service.tick)
+for margin financing and spot margin.
+
+A tick takes a batch of records (topic, partition, offset, key, value bytes):
+
+1. asset events, in batch order: validated (engine.service.messages.parse_asset_event),
+   deduplicated by event id (ids must increase within a partition: `duplicate_event_id`),
+   refused when they name a house account (`reserved_account`), then applied through
+   engine.margin.operations: asset_deposit, asset_withdraw and borrow (these two refused
+   below the call level: `insufficient_margin`), repay.
+2. asset prices, in batch order: validated (parse_asset_price), `stale_sequence` unless
+   seq rises per asset; the last accepted price per asset becomes its price. (No price band
+   here: a house that wants one screens the price stream first.)
+3. the sweep (the native kernel, engine.margin.ratio), once every asset held or owed has a
+   price; an account entering margin call (or worse) gets one `margin_call` output on the
+   margin-calls topic, with its collateral value, liability value and ratio.
+4. forced liquidation (engine.margin.liquidation) when an account is at `liquidate` or
+   worse: its events go to the liquidations / insurance topics, and the fund's summary.
+
+Every rejected record is dead-lettered with its reason and changes no state (each
+operation checks everything before it writes). Daily interest and the call clock are the
+settlement's (engine.margin.settle), called between ticks by whoever runs the service.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from engine.book.errors import Rejected
+from engine.book.fixed import format_units
+from engine.book.reasons import RejectReason
+from engine.margin import operations
+from engine.margin.accounts import AssetBook
+from engine.margin.liquidation import liquidate
+from engine.margin.ratio import STATUS_LIQUIDATE, STATUS_MARGIN_CALL, ratio_text, sweep
+from engine.service import messages
+from engine.service.outputs import TickOutputs, fund_doc, rejected_doc, topic_of_event
+from engine.service.ports import Output, Record, tp_name
+from engine.service.state import ServiceConfig, ServiceState
+from engine.waterfall.events import Event, WaterfallResult
+from engine.waterfall.profile import Profile, is_reserved
+
+
+class AssetLiabilityService:
+    """The engine's state behind a stream for an asset-liability profile."""
+
+    def __init__(
+        self,
+        book: AssetBook,
+        profile: Profile,
+        config: ServiceConfig | None = None,
+        state: ServiceState | None = None,
+    ) -> None:
+        if profile.asset_liability is None:
+            raise ValueError(f"profile {profile.name} is not an asset-liability model")
+        if book.index.find(profile.fund_account_id) is None:
+            raise ValueError("the insurance fund's account must be open (engine.margin)")
+        self.book = book
+        self.profile = profile
+        self.rules = profile.asset_liability
+        self.config = config or ServiceConfig()
+        self.state = state or ServiceState()
+        self.last_result: WaterfallResult | None = None
+
+    def tick(self, records: Sequence[Record]) -> list[Output]:
+        topics = self.config.topics
+        state = self.state
+        state.tick += 1
+        out = TickOutputs(self.config.shard, state.tick)
+        events, prices = [], []
+        for record in records:
+            name = tp_name(record.topic, record.partition)
+            assert record.offset >= state.offsets.get(name, 0), f"{name}: offset went back"
+            state.offsets[name] = record.offset + 1
+            if record.topic == topics.account_events:
+                events.append(record)
+            elif record.topic == topics.prices:
+                prices.append(record)
+            else:
+                raise AssertionError(f"record from a topic the service does not read: {name}")
+        tick_ts = state.tick_ts
+        assets = self.book.assets
+        for record in events:
+            try:
+                event = messages.parse_asset_event(record.value, record.key, assets)
+                self._apply(record, event)
+                tick_ts = max(tick_ts, event.ts)
+            except Rejected as exc:
+                out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
+        accepted: dict[int, messages.AssetPrice] = {}
+        for record in prices:
+            try:
+                update = messages.parse_asset_price(record.value, record.key, assets)
+                last = state.last_price_seq.get(update.symbol, -1)
+                if update.seq <= last:
+                    raise Rejected(
+                        RejectReason.STALE_SEQUENCE,
+                        f"{update.symbol}: seq {update.seq} is not above {last}",
+                    )
+                state.last_price_seq[update.symbol] = update.seq
+                accepted[update.asset] = update
+                tick_ts = max(tick_ts, update.ts)
+            except Rejected as exc:
+                out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
+        state.tick_ts = tick_ts
+        for asset, update in sorted(accepted.items()):
+            self.book.set_price(asset, update.price)
+            state.mark_seq[update.symbol] = update.seq
+        if self._priced():
+            self._risk(out)
+        return out.finish(tick_ts)
+
+    def _apply(self, record: Record, event: messages.AssetEvent) -> None:
+        name = tp_name(record.topic, record.partition)
+        last = self.state.last_event_id.get(name, 0)
+        if event.event_id <= last:
+            raise Rejected(
+                RejectReason.DUPLICATE_EVENT_ID,
+                f"event id {event.event_id} is not above {last}, the last seen in {name}",
+            )
+        if is_reserved(event.account, self.profile):
+            raise Rejected(
+                RejectReason.RESERVED_ACCOUNT,
+                f"account {event.account} is a house account; the stream may not move it",
+            )
+        book, rules = self.book, self.rules
+        assert rules is not None
+        if event.kind == "asset_deposit":
+            operations.deposit(book, event.account, event.asset, event.amount)
+        elif event.kind == "asset_withdraw":
+            operations.withdraw(book, rules, event.account, event.asset, event.amount)
+        elif event.kind == "borrow":
+            operations.borrow(book, rules, event.account, event.asset, event.amount)
+        else:
+            assert event.kind == "repay", event.kind
+            operations.repay(book, event.account, event.asset, event.amount)
+        self.state.last_event_id[name] = event.event_id
+
+    def _priced(self) -> bool:
+        used = self.book.held.any(axis=1) | self.book.owed.any(axis=1)
+        return not (used & ~self.book.price_set).any()
+
+    def _risk(self, out: TickOutputs) -> None:
+        book, rules = self.book, self.rules
+        assert rules is not None
+        risk = sweep(book, rules)
+        money = book.assets.money_decimals
+        called_before = set(self.state.margin_call)
+        called_now = np.flatnonzero(risk.status >= STATUS_MARGIN_CALL)
+        ids = book.account_id
+        for row in called_now.tolist():
+            account = int(ids[row])
+            if account in called_before or is_reserved(account, self.profile):
+                continue
+            collateral, liability = int(risk.collateral_value[row]), int(risk.liability_value[row])
+            out.add(
+                self.config.topics.margin_calls,
+                str(account).encode(),
+                {
+                    "kind": "margin_call",
+                    "account": account,
+                    "collateral_value": format_units(collateral, money),
+                    "liability_value": format_units(liability, money),
+                    "maintenance_ratio": ratio_text(collateral, liability),
+                    "collateral_value_units": collateral,
+                    "liability_value_units": liability,
+                },
+            )
+        if (risk.status >= STATUS_LIQUIDATE).any():
+            result = liquidate(book, self.profile, risk)
+            self.last_result = result
+            for event in result.events:
+                out.add(
+                    topic_of_event(self.config.topics, event.kind),
+                    str(event.account_id).encode(),
+                    self._event_doc(event),
+                )
+            out.add(
+                self.config.topics.insurance,
+                str(self.profile.fund_account_id).encode(),
+                fund_doc(result, self.profile.fund_account_id, money),
+            )
+            risk = sweep(book, rules)
+        still = np.flatnonzero(risk.status >= STATUS_MARGIN_CALL)
+        self.state.margin_call = sorted(int(ids[row]) for row in still.tolist())
+
+    def _event_doc(self, event: Event) -> dict[str, Any]:
+        money = self.book.assets.money_decimals
+        doc: dict[str, Any] = {
+            "kind": event.kind,
+            "account": event.account_id,
+            "book_event_id": event.event_id,
+            "amount": format_units(event.amount, money),
+            "amount_units": event.amount,
+        }
+        if event.symbol:
+            asset = self.book.assets.assets[self.book.assets.index[event.symbol]]
+            doc["asset"] = event.symbol
+            doc["qty"] = format_units(event.qty, asset.decimals)
+            doc["price"] = format_units(event.price, money)
+            doc["qty_units"] = event.qty
+            doc["price_units"] = event.price
+        return doc
