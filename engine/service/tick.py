@@ -75,6 +75,7 @@ from engine.book.limits import (
 from engine.book.reasons import RejectReason
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
+from engine.service.event_batch import apply_account_records
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
 from engine.service.outputs import (
     TickOutputs,
@@ -94,6 +95,10 @@ from engine.waterfall.run import SweptRows, run_waterfall
 
 class Service:
     """The engine's state behind a stream: a book, a profile and the service state."""
+
+    # Account events through the C batch path (engine.book.batch); off: one by one, the
+    # reference path. Both give the same state and outputs.
+    batch_account_events = True
 
     def __init__(
         self,
@@ -153,14 +158,8 @@ class Service:
                 raise AssertionError(f"record from a topic the service does not read: {name}")
         tick_ts = state.tick_ts
         instruments = self.book.instruments
-        for record in events:
-            try:
-                event = messages.parse_account_event(record.value, record.key, instruments)
-                self._apply_event(record, event)
-                tick_ts = max(tick_ts, event.ts)
-                stats.account_events += 1
-            except Rejected as exc:
-                self._dead_letter(out, stats, record, exc)
+        # The run of account events: one C batch, or one by one (engine.service.event_batch).
+        tick_ts = apply_account_records(self, events, out, stats, tick_ts)
         accepted: dict[int, PriceUpdate] = {}
         for record in prices:
             try:
