@@ -35,9 +35,12 @@ def apply_account_records(
     out: TickOutputs,
     stats: TickStats,
     tick_ts: int,
+    *,
+    stop_on_reject: bool = True,
 ) -> int:
     """Apply the records in order, dead-lettering the refused ones in order; returns the
-    tick's event time advanced by the applied events."""
+    tick's event time advanced by the applied events. `stop_on_reject` off (tests) takes
+    the kernel's refusal codes without the per-event path's details."""
     if not service.batch_account_events:
         instruments = service.book.instruments
         for record in records:
@@ -99,12 +102,17 @@ def apply_account_records(
             position_slots_max=limits.POSITION_SLOTS_MAX,
         )
         outcome = apply_account_events(
-            service.book, cols, rules, last_event_id, one_by_one, stop_on_reject=True
+            service.book, cols, rules, last_event_id, one_by_one, stop_on_reject=stop_on_reject
         )
         sync_out()
         applied = outcome.applied
         for j, refusal in outcome.refusals.items():
             refused[int(where[j])] = refusal
+        for j in np.flatnonzero(~applied).tolist():
+            if j not in outcome.refusals:
+                reason = outcome.reason(j)
+                assert reason is not None
+                refused[int(where[j])] = Rejected(reason, "refused by the batch kernel")
         if applied.any():
             tick_ts = max(tick_ts, int(decoded.ts[applied].max()))
             stats.account_events += int(applied.sum())
