@@ -94,11 +94,13 @@ static int64_t free_slot(const run *r, int64_t row) {
 }
 
 static int64_t pending_of(const run *r, int64_t row, int32_t inst) {
+    if (r->pairs->n_pending == 0) return -1;
     int64_t e = pair_find(r->pairs, pair_key(r, row, inst));
     return e >= 0 && r->pairs->pending[e] ? e : -1;
 }
 
 static int has_pending(const run *r, int64_t row) {
+    if (r->pairs->n_pending == 0) return 0;
     for (int32_t i = 0; i < r->book->n_instruments; i++)
         if (pending_of(r, row, i) >= 0) return 1;
     return 0;

@@ -509,6 +509,7 @@ def apply_account_events(events, accounts, pairs, book, tiers, int64_t[::1] last
     if mark_lot_value.shape[0] != n_inst or mark_set.shape[0] != n_inst:
         raise ValueError("mark columns must have one entry per instrument")
     cdef int64_t unopened = 0
+    cdef Py_ssize_t r, i
     for r in range(account_row.shape[0]):
         if account_row[r] < 0:
             unopened += 1

@@ -230,7 +230,9 @@ def test_every_kernel_reason_is_reachable() -> None:
         messages.fill_doc(110, TS0, "BTCUSDT", "100000", "0.01", 1, 2),
         messages.leverage_doc(111, TS0, 1, "BTCUSDT", 1),  # insufficient_margin (lowered)
     ]
-    records = [Record("account-events", 0, 100 + k, None, messages.encode(d)) for k, d in enumerate(docs)]
+    records = [
+        Record("account-events", 0, 100 + k, None, messages.encode(d)) for k, d in enumerate(docs)
+    ]
     results = []
     for batch in (False, True):
         service = _service(ServiceConfig(), False, batch)
@@ -257,7 +259,9 @@ def test_many_events_on_one_account_in_one_batch() -> None:
         docs.append(
             messages.fill_doc(101 + k, TS0, "BTCUSDT", "100000", side, buyer, seller, "0.5", "0.25")
         )
-    records = [Record("account-events", 0, 100 + k, None, messages.encode(d)) for k, d in enumerate(docs)]
+    records = [
+        Record("account-events", 0, 100 + k, None, messages.encode(d)) for k, d in enumerate(docs)
+    ]
     states = []
     for batch in (False, True):
         service = _service(ServiceConfig(), False, batch)
