@@ -1,7 +1,8 @@
 """Native kernels (csrc/) behind thin Cython bindings, and the constants they share.
 
-RATE_SCALE, POSITION_TICK_VALUE_MAX, the STATUS_* codes with STATUS_NAMES, NULL_PRICE and
-the ADL constants are defined once, in the C headers; Python reads them from here.
+RATE_SCALE, POSITION_TICK_VALUE_MAX, the STATUS_* codes with STATUS_NAMES, NULL_PRICE, the
+ADL constants and the account-event codes are defined once, in the C headers; Python reads
+them from here.
 KERNEL_DEBUG says whether this build asserts the kernels' preconditions (CLEARING_DEBUG=1).
 """
 
@@ -9,9 +10,17 @@ from engine._native._kernels import (
     ADL_POLICY_HYPERLIQUID,
     ADL_POLICY_PNL_LEVERAGE,
     ADL_SCORE_SCALE,
+    EVENT_APPLIED,
+    EVENT_DEPOSIT,
+    EVENT_FILL,
+    EVENT_LEVERAGE,
+    EVENT_ONE_BY_ONE,
+    EVENT_OUTCOME_COUNT,
+    EVENT_WITHDRAW,
     KERNEL_DEBUG,
     NULL_PRICE,
     POSITION_TICK_VALUE_MAX,
+    POSTINGS_PER_EVENT_MAX,
     RATE_SCALE,
     STATUS_BANKRUPT,
     STATUS_LIQUIDATE,
@@ -23,6 +32,7 @@ from engine._native._kernels import (
     adl_scores,
     adl_top_k,
     allocate_largest_remainder,
+    apply_account_events,
     liquidation_prices,
     position_margins,
     sweep_account_rows,
@@ -34,6 +44,14 @@ __all__ = [
     "ADL_POLICY_HYPERLIQUID",
     "ADL_POLICY_PNL_LEVERAGE",
     "ADL_SCORE_SCALE",
+    "EVENT_APPLIED",
+    "EVENT_DEPOSIT",
+    "EVENT_FILL",
+    "EVENT_LEVERAGE",
+    "EVENT_ONE_BY_ONE",
+    "EVENT_OUTCOME_COUNT",
+    "EVENT_WITHDRAW",
+    "POSTINGS_PER_EVENT_MAX",
     "KERNEL_DEBUG",
     "NULL_PRICE",
     "POSITION_TICK_VALUE_MAX",
@@ -48,6 +66,7 @@ __all__ = [
     "adl_scores",
     "adl_top_k",
     "allocate_largest_remainder",
+    "apply_account_events",
     "liquidation_prices",
     "position_margins",
     "sweep_account_rows",

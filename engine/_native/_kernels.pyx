@@ -8,7 +8,7 @@ headers, so Python and C read one definition.
 """
 import numpy as np
 
-from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 from engine._native.kernels cimport (
     ADL_POLICY_HYPERLIQUID as C_ADL_POLICY_HYPERLIQUID,
@@ -31,6 +31,21 @@ from engine._native.kernels cimport (
     allocate_largest_remainder as c_allocate_largest_remainder,
     asset_liability_book,
     asset_liability_out,
+    apply_account_events as c_apply_account_events,
+    EVENT_APPLIED as C_EVENT_APPLIED,
+    EVENT_DEPOSIT as C_EVENT_DEPOSIT,
+    EVENT_FILL as C_EVENT_FILL,
+    EVENT_LEVERAGE as C_EVENT_LEVERAGE,
+    EVENT_ONE_BY_ONE as C_EVENT_ONE_BY_ONE,
+    EVENT_OUTCOME_COUNT as C_EVENT_OUTCOME_COUNT,
+    EVENT_WITHDRAW as C_EVENT_WITHDRAW,
+    POSTINGS_PER_EVENT_MAX as C_POSTINGS_PER_EVENT_MAX,
+    account_table,
+    book_state,
+    event_columns,
+    event_out,
+    event_rules,
+    pair_table,
     book_columns,
     liquidation_prices as c_liquidation_prices,
     position_margin_out,
@@ -61,6 +76,14 @@ NULL_PRICE = C_NULL_PRICE
 ADL_POLICY_PNL_LEVERAGE = C_ADL_POLICY_PNL_LEVERAGE
 ADL_POLICY_HYPERLIQUID = C_ADL_POLICY_HYPERLIQUID
 ADL_SCORE_SCALE = C_ADL_SCORE_SCALE
+EVENT_DEPOSIT = C_EVENT_DEPOSIT
+EVENT_WITHDRAW = C_EVENT_WITHDRAW
+EVENT_FILL = C_EVENT_FILL
+EVENT_LEVERAGE = C_EVENT_LEVERAGE
+EVENT_APPLIED = C_EVENT_APPLIED
+EVENT_ONE_BY_ONE = C_EVENT_ONE_BY_ONE
+EVENT_OUTCOME_COUNT = C_EVENT_OUTCOME_COUNT
+POSTINGS_PER_EVENT_MAX = C_POSTINGS_PER_EVENT_MAX
 
 # A zero-length memoryview has no element 0 to take the address of.
 cdef int64_t _one_i64[1]
@@ -468,3 +491,203 @@ def sweep_asset_liability(const int64_t[:, ::1] held, const int64_t[:, ::1] owed
     if bad >= 0:
         raise NativeOverflowError(f"account at index {bad}: a value exceeds int64", bad)
     return market, collateral, liability, status
+
+
+cdef inline int64_t* w64(int64_t[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else <int64_t*>_one_i64
+
+
+cdef inline int32_t* w32(int32_t[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else <int32_t*>_one_i32
+
+
+cdef int8_t _one_i8[1]
+
+
+cdef inline const int8_t* p8(const int8_t[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else _one_i8
+
+
+cdef inline int8_t* w8(int8_t[::1] v) noexcept nogil:
+    return &v[0] if v.shape[0] > 0 else _one_i8
+
+
+def apply_account_events(events, accounts, pairs, book, tiers, int64_t[::1] last_event_id,
+                         rules, int64_t start, out):
+    """Apply events[start:] to the book's columns (csrc/account_events.h); returns (stop,
+    n_postings, n_changed, n_open, n_pending, n_keys, max_event_id, replay, house_delta).
+
+    events: (kind i8, event_id, partition i32, pre_outcome i8, account, counterparty,
+    instrument i32, price, qty, amount, fee, counterparty_fee, leverage, sides i8);
+    accounts: (account_id, row); pairs: (key, pending i8, qty, cost, leverage, setting,
+    setting_changed i8, n_keys, n_pending); book: (n_accounts, n_open, acct_start, balance,
+    pos_instrument i32, pos_qty, pos_cost, pos_leverage i32, mark, mark_lot_value,
+    mark_set u8); tiers: (tick_value, tier_start, tier_max_notional, tier_mmr,
+    tier_maintenance_amount, tier_max_leverage); rules: (default_leverage, leverage_max,
+    accounts_max, balance_max, fill_balance_max, position_value_max, position_slots_max,
+    band_rate, fill_checks, stop_on_reject); out: (outcome i8, posting event_id, debit,
+    credit, amount, reason i8, changed_row). Arrays are int64 unless marked."""
+    cdef const int8_t[::1] kind = events[0]
+    cdef const int64_t[::1] event_id = events[1]
+    cdef const int32_t[::1] partition = events[2]
+    cdef const int8_t[::1] pre_outcome = events[3]
+    cdef const int64_t[::1] account = events[4]
+    cdef const int64_t[::1] counterparty = events[5]
+    cdef const int32_t[::1] instrument = events[6]
+    cdef const int64_t[::1] price = events[7]
+    cdef const int64_t[::1] qty = events[8]
+    cdef const int64_t[::1] amount = events[9]
+    cdef const int64_t[::1] fee = events[10]
+    cdef const int64_t[::1] counterparty_fee = events[11]
+    cdef const int64_t[::1] leverage = events[12]
+    cdef const int8_t[::1] sides = events[13]
+    cdef Py_ssize_t n = kind.shape[0]
+    for column in events:
+        if column.shape[0] != n:
+            raise ValueError("event columns must have equal lengths")
+    if not 0 <= start <= n:
+        raise ValueError("start must lie within the events")
+    cdef const int64_t[::1] account_id = accounts[0]
+    cdef int64_t[::1] account_row = accounts[1]
+    if account_row.shape[0] != account_id.shape[0]:
+        raise ValueError("account columns must have equal lengths")
+    cdef int64_t[::1] pair_key = pairs[0]
+    cdef int8_t[::1] pair_pending = pairs[1]
+    cdef int64_t[::1] pair_qty = pairs[2]
+    cdef int64_t[::1] pair_cost = pairs[3]
+    cdef int64_t[::1] pair_leverage = pairs[4]
+    cdef int64_t[::1] pair_setting = pairs[5]
+    cdef int8_t[::1] pair_changed = pairs[6]
+    cdef Py_ssize_t cap = pair_key.shape[0]
+    if cap == 0 or cap & (cap - 1) or any(c.shape[0] != cap for c in pairs[1:7]):
+        raise ValueError("pair columns must have one equal power-of-two length")
+    cdef const int64_t[::1] acct_start = book[2]
+    cdef int64_t[::1] balance = book[3]
+    cdef int32_t[::1] pos_instrument = book[4]
+    cdef int64_t[::1] pos_qty = book[5]
+    cdef int64_t[::1] pos_cost = book[6]
+    cdef int32_t[::1] pos_leverage = book[7]
+    cdef const int64_t[::1] mark = book[8]
+    cdef const int64_t[::1] mark_lot_value = book[9]
+    cdef const uint8_t[::1] mark_set = book[10]
+    cdef int64_t n_accounts = book[0], n_open = book[1]
+    cdef Py_ssize_t n_pos = pos_qty.shape[0]
+    cdef Py_ssize_t n_inst = mark.shape[0]
+    if acct_start.shape[0] != n_accounts + 1 or n_open < n_accounts:
+        raise ValueError("acct_start must have one entry per account plus one")
+    if acct_start[0] != 0 or acct_start[n_accounts] > n_pos:
+        raise ValueError("acct_start must start at 0 and end within the position columns")
+    if pos_instrument.shape[0] != n_pos or pos_cost.shape[0] != n_pos or pos_leverage.shape[0] != n_pos:
+        raise ValueError("position columns must have equal lengths")
+    if mark_lot_value.shape[0] != n_inst or mark_set.shape[0] != n_inst:
+        raise ValueError("mark columns must have one entry per instrument")
+    cdef int64_t unopened = 0
+    cdef Py_ssize_t r, i
+    for r in range(account_row.shape[0]):
+        if account_row[r] < 0:
+            unopened += 1
+        elif account_row[r] >= n_open:
+            raise ValueError("an account row beyond the open accounts")
+    if balance.shape[0] < n_open + unopened:
+        raise ValueError("balance needs room for every account the batch may open")
+    cdef const int64_t[::1] tick_value = tiers[0]
+    cdef const int64_t[::1] tier_max_leverage = tiers[5]
+    if tick_value.shape[0] != n_inst:
+        raise ValueError("tick_value must have one entry per instrument")
+    cdef tier_table tt = _tiers(tiers[1], tiers[2], tiers[3], tiers[4], tier_max_leverage)
+    if tt.n_instruments != n_inst:
+        raise ValueError("tier_start must have one entry per instrument plus one")
+    tt.tick_value = p64(tick_value)
+    cdef Py_ssize_t n_parts = last_event_id.shape[0]
+    for i in range(n):
+        if not (0 <= partition[i] < n_parts and 0 <= instrument[i] < n_inst
+                and 0 <= account[i] < account_id.shape[0]
+                and (kind[i] != C_EVENT_FILL or 0 <= counterparty[i] < account_id.shape[0])
+                and 0 <= kind[i] <= C_EVENT_LEVERAGE
+                and 0 <= pre_outcome[i] < C_EVENT_OUTCOME_COUNT):
+            raise ValueError(f"event {i}: a reference out of range")
+    cdef int8_t[::1] outcome = out[0]
+    cdef int64_t[::1] post_event = out[1]
+    cdef int64_t[::1] post_debit = out[2]
+    cdef int64_t[::1] post_credit = out[3]
+    cdef int64_t[::1] post_amount = out[4]
+    cdef int8_t[::1] post_reason = out[5]
+    cdef int64_t[::1] changed_row = out[6]
+    cdef Py_ssize_t n_post = post_event.shape[0]
+    if outcome.shape[0] != n or changed_row.shape[0] < 2 * n or n_post < C_POSTINGS_PER_EVENT_MAX * n:
+        raise ValueError("output arrays too short")
+    if any(c.shape[0] != n_post for c in out[2:6]):
+        raise ValueError("posting columns must have equal lengths")
+
+    cdef event_columns ev
+    ev.n = n
+    ev.kind = p8(kind)
+    ev.event_id = p64(event_id)
+    ev.partition = p32(partition)
+    ev.pre_outcome = p8(pre_outcome)
+    ev.account = p64(account)
+    ev.counterparty = p64(counterparty)
+    ev.instrument = p32(instrument)
+    ev.price = p64(price)
+    ev.qty = p64(qty)
+    ev.amount = p64(amount)
+    ev.fee = p64(fee)
+    ev.counterparty_fee = p64(counterparty_fee)
+    ev.leverage = p64(leverage)
+    ev.sides = p8(sides)
+    cdef account_table at
+    at.n = account_id.shape[0]
+    at.account_id = p64(account_id)
+    at.row = w64(account_row)
+    cdef pair_table pt
+    pt.capacity = cap
+    pt.n_keys = pairs[7]
+    pt.key = w64(pair_key)
+    pt.pending = w8(pair_pending)
+    pt.qty = w64(pair_qty)
+    pt.cost = w64(pair_cost)
+    pt.leverage = w64(pair_leverage)
+    pt.setting = w64(pair_setting)
+    pt.setting_changed = w8(pair_changed)
+    pt.n_pending = pairs[8]
+    cdef book_state bs
+    bs.n_accounts = n_accounts
+    bs.n_open = n_open
+    bs.acct_start = p64(acct_start)
+    bs.balance = w64(balance)
+    bs.n_positions = n_pos
+    bs.pos_instrument = w32(pos_instrument)
+    bs.pos_qty = w64(pos_qty)
+    bs.pos_cost = w64(pos_cost)
+    bs.pos_leverage = w32(pos_leverage)
+    bs.n_instruments = n_inst
+    bs.mark = p64(mark)
+    bs.mark_lot_value = p64(mark_lot_value)
+    bs.mark_set = &mark_set[0] if n_inst > 0 else NULL
+    cdef event_rules er
+    (er.default_leverage, er.leverage_max, er.accounts_max, er.balance_max,
+     er.fill_balance_max, er.position_value_max, er.position_slots_max, er.band_rate,
+     er.fill_checks, er.stop_on_reject) = rules
+    cdef event_out eo
+    eo.outcome = w8(outcome)
+    eo.posting_capacity = n_post
+    eo.n_postings = 0
+    eo.posting_event_id = w64(post_event)
+    eo.posting_debit = w64(post_debit)
+    eo.posting_credit = w64(post_credit)
+    eo.posting_amount = w64(post_amount)
+    eo.posting_reason = w8(post_reason)
+    eo.changed_capacity = changed_row.shape[0]
+    eo.n_changed = 0
+    eo.changed_row = w64(changed_row)
+    for h in range(4):
+        eo.house_delta[h] = 0
+    eo.max_event_id = 0
+    eo.replay = 0
+    cdef int64_t stop
+    cdef int64_t *last = w64(last_event_id)
+    with nogil:
+        stop = c_apply_account_events(&ev, &at, &pt, &bs, &tt, last, n_parts, &er, start, &eo)
+    house = [eo.house_delta[h] for h in range(4)]
+    return (stop, eo.n_postings, eo.n_changed, bs.n_open, pt.n_pending, pt.n_keys,
+            eo.max_event_id, bool(eo.replay), house)

@@ -1,6 +1,6 @@
 # The native surface: the C kernels of csrc/ and their shared constants, declared once.
 # Contracts (inputs, units, preconditions, outputs, overflow) are in the headers.
-from libc.stdint cimport int8_t, int32_t, int64_t
+from libc.stdint cimport int8_t, int32_t, int64_t, uint8_t
 
 cdef extern from "kernel_assert.h" nogil:
     int KERNEL_DEBUG  # 1 when the precondition asserts are compiled in (CLEARING_DEBUG=1)
@@ -101,3 +101,90 @@ cdef extern from "asset_liability.h" nogil:
     int64_t sweep_asset_liability(const asset_liability_book *book, int64_t call_level,
                                   int64_t liquidation_level, int n_threads,
                                   const asset_liability_out *out)
+
+cdef extern from "account_events.h" nogil:
+    int EVENT_DEPOSIT, EVENT_WITHDRAW, EVENT_FILL, EVENT_LEVERAGE
+    int EVENT_APPLIED, EVENT_ONE_BY_ONE, EVENT_OUTCOME_COUNT
+    int HOUSE_COUNT, POSTINGS_PER_EVENT_MAX
+
+    ctypedef struct event_columns:
+        int64_t n
+        const int8_t *kind
+        const int64_t *event_id
+        const int32_t *partition
+        const int8_t *pre_outcome
+        const int64_t *account
+        const int64_t *counterparty
+        const int32_t *instrument
+        const int64_t *price
+        const int64_t *qty
+        const int64_t *amount
+        const int64_t *fee
+        const int64_t *counterparty_fee
+        const int64_t *leverage
+        const int8_t *sides
+
+    ctypedef struct account_table:
+        int64_t n
+        const int64_t *account_id
+        int64_t *row
+
+    ctypedef struct pair_table:
+        int64_t capacity
+        int64_t n_keys
+        int64_t *key
+        int8_t *pending
+        int64_t *qty
+        int64_t *cost
+        int64_t *leverage
+        int64_t *setting
+        int8_t *setting_changed
+        int64_t n_pending
+
+    ctypedef struct book_state:
+        int64_t n_accounts
+        int64_t n_open
+        const int64_t *acct_start
+        int64_t *balance
+        int64_t n_positions
+        int32_t *pos_instrument
+        int64_t *pos_qty
+        int64_t *pos_cost
+        int32_t *pos_leverage
+        int64_t n_instruments
+        const int64_t *mark
+        const int64_t *mark_lot_value
+        const uint8_t *mark_set
+
+    ctypedef struct event_rules:
+        int64_t default_leverage
+        int64_t leverage_max
+        int64_t accounts_max
+        int64_t balance_max
+        int64_t fill_balance_max
+        int64_t position_value_max
+        int64_t position_slots_max
+        int64_t band_rate
+        int32_t fill_checks
+        int32_t stop_on_reject
+
+    ctypedef struct event_out:
+        int8_t *outcome
+        int64_t posting_capacity
+        int64_t n_postings
+        int64_t *posting_event_id
+        int64_t *posting_debit
+        int64_t *posting_credit
+        int64_t *posting_amount
+        int8_t *posting_reason
+        int64_t changed_capacity
+        int64_t n_changed
+        int64_t *changed_row
+        int64_t house_delta[4]
+        int64_t max_event_id
+        int32_t replay
+
+    int64_t apply_account_events(const event_columns *events, account_table *accounts,
+                                 pair_table *pairs, book_state *book, const tier_table *tiers,
+                                 int64_t *last_event_id, int64_t n_partitions,
+                                 const event_rules *rules, int64_t start, event_out *out)

@@ -117,6 +117,31 @@ class Ledger:
         self._cols["reason"][s] = int(reason)
         self._len += n
 
+    def append(
+        self,
+        event_id: np.ndarray,
+        debit: np.ndarray,
+        credit: np.ndarray,
+        amount: np.ndarray,
+        reason: np.ndarray,
+    ) -> None:
+        """Postings already in order, each with its own reason (the batch kernel's output,
+        engine.book.batch): amounts > 0, debit != credit, as `post` would append them."""
+        n = len(amount)
+        if n == 0:
+            return
+        assert (amount > 0).all(), "posting amounts must be positive"
+        assert (debit != credit).all(), "posting from an account to itself"
+        self._reserve(n)
+        s = slice(self._len, self._len + n)
+        self._cols["seq"][s] = np.arange(self._len, self._len + n)
+        self._cols["event_id"][s] = event_id
+        self._cols["debit"][s] = debit
+        self._cols["credit"][s] = credit
+        self._cols["amount"][s] = amount
+        self._cols["reason"][s] = reason
+        self._len += n
+
     def drop_newest(self, length: int) -> None:
         """Forget the postings from `length` on: the undo of a record that failed half way
         (engine.service.rollback); postings are otherwise never edited or removed."""

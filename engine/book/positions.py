@@ -33,6 +33,12 @@ class PositionStore:
         """An account row with no slots, after the last one."""
         self.acct_start = np.append(self.acct_start, self.acct_start[-1])
 
+    def add_accounts(self, count: int) -> None:
+        """`count` account rows with no slots, after the last one."""
+        self.acct_start = np.concatenate(
+            [self.acct_start, np.full(count, self.acct_start[-1], dtype=np.int64)]
+        )
+
     def drop_newest_accounts(self, count: int) -> None:
         """Forget account rows from `count` on; they must hold no positions."""
         assert self.acct_start[count] == self.acct_start[-1], "dropping rows that hold slots"

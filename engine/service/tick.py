@@ -95,6 +95,7 @@ from engine.book.limits import (
 from engine.book.reasons import RejectReason
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
+from engine.service.event_batch import apply_account_records
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
 from engine.service.order import tick_order
 from engine.service.outputs import (
@@ -119,6 +120,10 @@ HELD_BELOW, HELD_ABOVE, HELD_FIRST, HELD_SEQ_JUMP = -1, 1, 0, 2
 
 class Service:
     """The engine's state behind a stream: a book, a profile and the service state."""
+
+    # Account events through the C batch path (engine.book.batch); off: one by one, the
+    # reference path. Both give the same state and outputs.
+    batch_account_events = True
 
     def __init__(
         self,
@@ -186,8 +191,20 @@ class Service:
         assets = () if self.profile.collateral is None else self.profile.collateral.assets
         pending: dict[int, PriceUpdate] = {}  # accepted prices not yet marks: one step
         collateral: dict[str, messages.CollateralPrice] = {}  # likewise, collateral assets
+        run: list[Record] = []  # consecutive account-event records: one batch
         ordered = tick_order(records, topics, state.tick_ts, book.instruments, assets)
         for record, message in ordered:
+            if record.topic == topics.account_events and not assets:
+                # A run of account events: applied together (engine.service.event_batch:
+                # the C batch path, or one by one), after the prices before it took effect.
+                if pending:
+                    self._step(out, stats, pending, collateral)
+                    pending, collateral = {}, {}
+                run.append(record)
+                continue
+            if run:
+                tick_ts = apply_account_records(self, run, out, stats, tick_ts)
+                run = []
             if isinstance(message, Rejected):
                 self._dead_letter(out, stats, record, message)
                 continue
@@ -221,6 +238,8 @@ class Service:
                 stats.account_events += 1
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
+        if run:
+            tick_ts = apply_account_records(self, run, out, stats, tick_ts)
         state.tick_ts = tick_ts
         self._step(out, stats, pending, collateral)
         stats.outputs = out.counts

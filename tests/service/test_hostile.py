@@ -182,6 +182,8 @@ def test_a_held_price_with_a_huge_seq_does_not_freeze_the_market() -> None:
 
 def test_poison_pills_leave_the_state_exactly_as_before(monkeypatch: pytest.MonkeyPatch) -> None:
     service = fresh()
+    # The pills are injected into Book's per-event operations: run the per-event path.
+    service.batch_account_events = False
     assert (
         reasons(service, [record(messages.fill_doc(9, TS0, "BTCUSDT", "100000", "0.1", 1, 2))])
         == []
