@@ -55,6 +55,9 @@ int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
     const int64_t *tier_start = tiers->tier_start, *tier_max_notional = tiers->tier_max_notional;
     const int64_t *tier_mmr = tiers->tier_mmr;
     const int64_t *tier_maintenance_amount = tiers->tier_maintenance_amount;
+    const int64_t *tier_mm_per_contract = tiers->tier_mm_per_contract;
+    int per_contract = 0; /* any per-contract amount: else the term is skipped unread */
+    for (int64_t k = 0; k < tiers->n_tiers; k++) per_contract |= tier_mm_per_contract[k] != 0;
     int64_t n_accounts = book->n_accounts;
     for (int64_t a = 0; a < n_accounts; a++) {
         i128 equity = balance[a];
@@ -70,6 +73,15 @@ int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
             int64_t k = tier_of(tier_max_notional, tier_start[inst], tier_start[inst + 1], (int64_t)n);
             mm_scaled += n * tier_mmr[k] - (i128)tier_maintenance_amount[k] * RATE_SCALE;
         }
+        /* The per-contract part of the margins (its own pass: rate-only books skip it). Its
+         * tier is the instrument's first: the amount is constant within an instrument. */
+        for (int64_t p = acct_start[a]; per_contract && p < acct_start[a + 1]; p++) {
+            int64_t q = pos_qty[p];
+            i128 per_lot = (q < 0 ? -(i128)q : (i128)q) *
+                           tier_mm_per_contract[tier_start[pos_instrument[p]]];
+            if (per_lot > (i128)INT64_MAX) return a;
+            mm_scaled += per_lot * RATE_SCALE;
+        }
         for (int64_t p = acct_start[a]; p < acct_start[a + 1]; p++) {
             int64_t q = pos_qty[p];
             if (q == 0) {
@@ -83,6 +95,8 @@ int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
             i128 n = value < 0 ? -value : value;
             int64_t first = tier_start[inst], last = tier_start[inst + 1];
             int64_t k = tier_of(tier_max_notional, first, last, (int64_t)n);
+            /* the per-contract part of this position's margin does not move with its price:
+             * it stays in m_other (the per-contract amount is constant within an instrument) */
             i128 m_other = mm_scaled - (n * tier_mmr[k] - (i128)tier_maintenance_amount[k] * RATE_SCALE);
             /* equity with this position valued at price 0: its value term removed, cost kept */
             i128 x = equity - value;
