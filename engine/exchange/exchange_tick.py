@@ -35,6 +35,7 @@ from engine.exchange.forced_reduction import Reduction, forced_reduction
 from engine.exchange.margin_calls import CallsSettled, MarginCall, PendingCalls
 from engine.exchange.price_limits import DailyLimits
 from engine.waterfall.events import WaterfallResult
+from engine.waterfall.models import Models
 from engine.waterfall.profile import Profile, reserved_mask
 from engine.waterfall.run import SweptRows, run_waterfall
 from engine.waterfall.takeover import liquidation_order
@@ -100,8 +101,10 @@ def exchange_tick(
     state: ExchangeState,
     now_ts: int,
     swept: SweptRows | None = None,
+    models: Models | None = None,
 ) -> ExchangeTickResult:
-    """The tick (module docstring) at the book's marks; `swept` as for run_waterfall."""
+    """The tick (module docstring) at the book's marks; `swept` and `models` as for
+    run_waterfall."""
     if swept is None:
         risk = book.sweep(with_initial_margin=False)
         rows = np.arange(book.n_accounts, dtype=np.int64)
@@ -167,5 +170,6 @@ def exchange_tick(
         profile,
         swept=SweptRows(rows[keep], equity[keep], maintenance[keep], status[keep]),
         priority=priority,
+        models=models,
     )
     return ExchangeTickResult(waterfall, calls, settled, reductions, locked)
