@@ -130,3 +130,23 @@ def test_bad_parameter_messages_are_dead_lettered_with_their_reason() -> None:
         "no_price_limit",
         "invalid_margin_change",
     ]
+
+
+def test_a_snapshot_carries_the_new_margin_and_the_open_calls(tmp_path) -> None:
+    from engine.io.snapshot import read_snapshot, write_snapshot
+
+    profile = Profile.shipped("cme-like")
+    service = service_of(profile)
+    feed = Feed(service)
+    feed.tick(parameter(messages.margin_change_doc("CLZ0", T0, CRUDE_13000)))
+    path = write_snapshot(service.book, tmp_path / "s.arrow", service.extra())
+    book, extra = read_snapshot(path)
+    assert book.instruments.tier_mm_per_contract.tolist() == [1_300_000, 0]
+    restored = Service(book, profile, service.config, ServiceState.from_extra(extra["service"]))
+    assert restored.exchange.pending.deadlines == {2001: T0 + DAY_MS}
+    # The restored service goes on as the original: the call lapses at the deadline.
+    for svc in (service, restored):
+        resumed = Feed(svc)
+        resumed.offsets = dict(feed.offsets)
+        out = resumed.tick(price("CLZ0", T0 + DAY_MS, 1, "40.00"))
+        assert [o["account"] for o in kinds(out, "margin_call_lapsed")] == [2001]
