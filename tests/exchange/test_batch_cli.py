@@ -3,6 +3,7 @@ example book (engine/data/futures) and profiles."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -40,23 +41,20 @@ def test_liquidate_with_limits_margin_change_and_classes(tmp_path: Path) -> None
     )
     assert code == 0
     calls = pq.read_table(tmp_path / "margin_calls.parquet").to_pylist()
-    assert [(c["account_id"], c["reason"], c["call_amount_exact"]) for c in calls] == [
-        (2001, "margin_change", "43000.00")
+    assert [(c["account_id"], c["reason"], c["call_amount"]) for c in calls] == [
+        (2001, "margin_change", Decimal("43000.00"))
     ]
-    assert calls[0]["deadline_ts"] == 1_586_822_400_000 + 57_600_000  # cffex-like: 16 h
+    assert calls[0]["deadline_ms"] == 1_586_822_400_000 + 57_600_000  # cffex-like: 16 h
     limits = pq.read_table(tmp_path / "price_limits.parquet").to_pylist()
-    assert [
-        (r["symbol"], r["lower_limit_exact"], r["upper_limit_exact"], r["input_mark_exact"])
-        for r in limits
-    ] == [("CU2012", "64600", "71400", "72000")]
-    assert limits[0]["mark_exact"] == "71400" and limits[0]["locked"] == "up"
+    assert [(r["symbol"], r["lower_limit"], r["upper_limit"], r["input_mark"]) for r in limits] == [
+        ("CU2012", 64_600, 71_400, 72_000)
+    ]
+    assert limits[0]["mark"] == 71_400 and limits[0]["locked"] == "up"
     reductions = pq.read_table(tmp_path / "forced_reductions.parquet").to_pylist()
-    assert {
-        (r["account_id"], r["role"], r["qty_exact"], r["realized_exact"]) for r in reductions
-    } == {
-        (3001, "reducer", "-2", "-34000.00"),
-        (3003, "counterparty", "1", "22000.00"),
-        (3004, "counterparty", "1", "7000.00"),
+    assert {(r["account_id"], r["role"], r["qty"], r["realized"]) for r in reductions} == {
+        (3001, "reducer", -2, -34_000),
+        (3003, "counterparty", 1, 22_000),
+        (3004, "counterparty", 1, 7_000),
     }
     events = pq.read_table(tmp_path / "events.parquet").to_pylist()
     liquidated = {e["account_id"] for e in events if e["kind"] == "liquidation"}
@@ -78,12 +76,10 @@ def test_risk_reports_the_calls_of_a_margin_change(tmp_path: Path) -> None:
     )
     assert code == 0
     calls = pq.read_table(tmp_path / "margin_calls.parquet").to_pylist()
-    assert [(c["account_id"], c["maintenance_margin_exact"]) for c in calls] == [
-        (2001, "130000.00")
-    ]
+    assert [(c["account_id"], c["maintenance_margin"]) for c in calls] == [(2001, 130_000)]
     accounts = pq.read_table(tmp_path / "accounts.parquet").to_pylist()
     row = next(a for a in accounts if a["account_id"] == 2001)
-    assert row["maintenance_margin_exact"] == "130000.00"
+    assert row["maintenance_margin"] == 130_000
 
 
 def test_a_bad_margin_change_file_is_one_error_line(tmp_path: Path, capsys) -> None:
