@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from engine.cli.exit_codes import EXIT_INPUT
 from engine.cli.main import main
 from engine.waterfall.profile import PROFILES_DIR
 from tests.exchange.example import DATA
@@ -86,5 +87,5 @@ def test_a_bad_margin_change_file_is_one_error_line(tmp_path: Path, capsys) -> N
     bad = tmp_path / "change.json"
     bad.write_text('{"ts": 1, "changes": [{"symbol": "CLZ0", "tiers": []}]}')
     code = main(["risk", *BOOK, "--margin-change", str(bad), "--out", str(tmp_path / "o")])
-    assert code == 2
+    assert code == EXIT_INPUT
     assert "changes[0].tiers: expected a list" in capsys.readouterr().err
