@@ -32,6 +32,15 @@
  *   tier_maintenance_amount[k]  money raw `cum` >= 0: MM = ceil(N * mmr) - cum is
  *                               continuous in N across the bounds
  *   tier_max_leverage[k]        >= 1 (NULL where the kernel does not read it)
+ *   tier_mm_per_contract[k]     money raw per lot held, >= 0: a fixed maintenance amount per
+ *                               contract (the CME convention) added to the rate part, so
+ *                               MM = |q| * mm_per_contract + ceil(N * mmr) - cum; 0 for a
+ *                               rate-only tier. Constant within an instrument (the loader
+ *                               gives a per-contract instrument one tier), so MM stays
+ *                               continuous in N.
+ *   tier_im_per_contract[k]     money raw per lot held, >= 0: when > 0 a position's initial
+ *                               margin is |q| * im_per_contract instead of ceil(N / leverage)
+ *                               (NULL where the kernel does not read it)
  *
  * The structs only point at memory the caller owns (the Cython layer, which checks the
  * lengths); kernels never write through them. In the debug build the kernels assert the
@@ -68,6 +77,8 @@ typedef struct tier_table {
     const int64_t *tier_mmr;
     const int64_t *tier_maintenance_amount;
     const int64_t *tier_max_leverage;
+    const int64_t *tier_mm_per_contract;
+    const int64_t *tier_im_per_contract;
 } tier_table;
 
 /* Which columns a kernel reads, for the debug asserts (the rest may be NULL). Every kernel
@@ -76,7 +87,7 @@ enum {
     READS_ACCT_START = 1, /* and then the CSR properties are asserted */
     READS_BALANCE = 2,
     READS_COST = 4,
-    READS_LEVERAGE = 8,    /* pos_leverage and tier_max_leverage */
+    READS_LEVERAGE = 8,    /* pos_leverage, tier_max_leverage and tier_im_per_contract */
     READS_TICK_VALUE = 16, /* and then |qty| * tick_value <= POSITION_TICK_VALUE_MAX */
 };
 
@@ -110,9 +121,11 @@ static void assert_tier_table(const tier_table *tiers, const book_columns *book,
     KERNEL_ASSERT(tiers->n_instruments == book->n_instruments);
     KERNEL_ASSERT(tiers->tier_start != NULL && tiers->tier_max_notional != NULL);
     KERNEL_ASSERT(tiers->tier_mmr != NULL && tiers->tier_maintenance_amount != NULL);
+    KERNEL_ASSERT(tiers->tier_mm_per_contract != NULL);
     KERNEL_ASSERT(tiers->tier_start[0] == 0);
     KERNEL_ASSERT(tiers->tier_start[tiers->n_instruments] == tiers->n_tiers);
     if (reads & READS_LEVERAGE) KERNEL_ASSERT(tiers->tier_max_leverage != NULL);
+    if (reads & READS_LEVERAGE) KERNEL_ASSERT(tiers->tier_im_per_contract != NULL);
     if (reads & READS_TICK_VALUE) KERNEL_ASSERT(tiers->tick_value != NULL);
     for (int64_t i = 0; i < tiers->n_instruments; i++) {
         int64_t first = tiers->tier_start[i], last = tiers->tier_start[i + 1];
@@ -122,8 +135,12 @@ static void assert_tier_table(const tier_table *tiers, const book_columns *book,
         for (int64_t k = first; k < last; k++) {
             KERNEL_ASSERT(0 <= tiers->tier_mmr[k] && tiers->tier_mmr[k] < RATE_SCALE);
             KERNEL_ASSERT(tiers->tier_maintenance_amount[k] >= 0);
+            KERNEL_ASSERT(tiers->tier_mm_per_contract[k] >= 0);
             if (reads & READS_LEVERAGE) KERNEL_ASSERT(tiers->tier_max_leverage[k] >= 1);
+            if (reads & READS_LEVERAGE) KERNEL_ASSERT(tiers->tier_im_per_contract[k] >= 0);
             if (k > first) {
+                KERNEL_ASSERT(tiers->tier_mm_per_contract[k - 1] ==
+                              tiers->tier_mm_per_contract[k]);
                 KERNEL_ASSERT(tiers->tier_max_notional[k - 1] < tiers->tier_max_notional[k]);
                 KERNEL_ASSERT(tiers->tier_mmr[k - 1] <= tiers->tier_mmr[k]);
             }

@@ -41,13 +41,12 @@ static int64_t solve_bankruptcy(i128 x, int s, int64_t a_value) {
     return clamp_price(floor_div_i128(x, a_value));
 }
 
-int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
-                           int64_t *liquidation_price, int64_t *bankruptcy_price) {
-    if (KERNEL_DEBUG) {
-        assert_book_columns(book, READS_ACCT_START | READS_BALANCE | READS_COST);
-        assert_tier_table(tiers, book, READS_TICK_VALUE);
-        KERNEL_ASSERT(liquidation_price != NULL && bankruptcy_price != NULL);
-    }
+/* The kernel's body, compiled twice (a constant `per_contract`): a book without any
+ * per-contract amount runs the loop without that pass. */
+static inline __attribute__((always_inline)) int64_t
+liquidation_prices_body(const book_columns *book, const tier_table *tiers,
+                        int64_t *liquidation_price, int64_t *bankruptcy_price,
+                        const int per_contract) {
     const int64_t *acct_start = book->acct_start, *balance = book->balance;
     const int32_t *pos_instrument = book->pos_instrument;
     const int64_t *pos_qty = book->pos_qty, *pos_cost = book->pos_cost;
@@ -55,6 +54,7 @@ int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
     const int64_t *tier_start = tiers->tier_start, *tier_max_notional = tiers->tier_max_notional;
     const int64_t *tier_mmr = tiers->tier_mmr;
     const int64_t *tier_maintenance_amount = tiers->tier_maintenance_amount;
+    const int64_t *tier_mm_per_contract = tiers->tier_mm_per_contract;
     int64_t n_accounts = book->n_accounts;
     for (int64_t a = 0; a < n_accounts; a++) {
         i128 equity = balance[a];
@@ -70,6 +70,15 @@ int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
             int64_t k = tier_of(tier_max_notional, tier_start[inst], tier_start[inst + 1], (int64_t)n);
             mm_scaled += n * tier_mmr[k] - (i128)tier_maintenance_amount[k] * RATE_SCALE;
         }
+        /* The per-contract part of the margins (its own pass: rate-only books skip it). Its
+         * tier is the instrument's first: the amount is constant within an instrument. */
+        for (int64_t p = acct_start[a]; per_contract && p < acct_start[a + 1]; p++) {
+            int64_t q = pos_qty[p];
+            i128 per_lot = (q < 0 ? -(i128)q : (i128)q) *
+                           tier_mm_per_contract[tier_start[pos_instrument[p]]];
+            if (per_lot > (i128)INT64_MAX) return a;
+            mm_scaled += per_lot * RATE_SCALE;
+        }
         for (int64_t p = acct_start[a]; p < acct_start[a + 1]; p++) {
             int64_t q = pos_qty[p];
             if (q == 0) {
@@ -83,6 +92,8 @@ int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
             i128 n = value < 0 ? -value : value;
             int64_t first = tier_start[inst], last = tier_start[inst + 1];
             int64_t k = tier_of(tier_max_notional, first, last, (int64_t)n);
+            /* the per-contract part of this position's margin does not move with its price:
+             * it stays in m_other (the per-contract amount is constant within an instrument) */
             i128 m_other = mm_scaled - (n * tier_mmr[k] - (i128)tier_maintenance_amount[k] * RATE_SCALE);
             /* equity with this position valued at price 0: its value term removed, cost kept */
             i128 x = equity - value;
@@ -94,4 +105,18 @@ int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
         }
     }
     return -1;
+}
+
+int64_t liquidation_prices(const book_columns *book, const tier_table *tiers,
+                           int64_t *liquidation_price, int64_t *bankruptcy_price) {
+    if (KERNEL_DEBUG) {
+        assert_book_columns(book, READS_ACCT_START | READS_BALANCE | READS_COST);
+        assert_tier_table(tiers, book, READS_TICK_VALUE);
+        KERNEL_ASSERT(liquidation_price != NULL && bankruptcy_price != NULL);
+    }
+    int per_contract = 0; /* any per-contract amount: else its pass is skipped unread */
+    for (int64_t k = 0; k < tiers->n_tiers; k++) per_contract |= tiers->tier_mm_per_contract[k] != 0;
+    return per_contract
+               ? liquidation_prices_body(book, tiers, liquidation_price, bankruptcy_price, 1)
+               : liquidation_prices_body(book, tiers, liquidation_price, bankruptcy_price, 0);
 }

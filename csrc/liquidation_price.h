@@ -9,7 +9,9 @@
  *
  * For position j of account a, with A = |q_j| * tick_value, s = sign(q_j),
  *   X = E_a - U_j - cost_j      (the account's equity with position j valued at price 0)
- *   M = sum over i != j of (N_i * mmr_i * S - cum_i * S)    (scaled by S = RATE_SCALE)
+ *   M = sum over i != j of (N_i * mmr_i * S - cum_i * S) + sum over all i of
+ *       |q_i| * mm_per_contract_i * S    (scaled by S = RATE_SCALE; the per-contract part
+ *       does not move with the price, and is constant within an instrument)
  * the account's equity at price m (ticks) is X + s*A*m and its exact (unrounded) scaled
  * maintenance margin M + A*m*mmr_k - cum_k*S in tier k. The liquidation price solves
  * equity == maintenance margin on the tier where the root lies; the bankruptcy price solves
@@ -21,7 +23,7 @@
  * slot is empty; 0 for a short breached at every price; INT64_MAX where the root exceeds
  * int64. Slots outside every account's range are not written.
  * Overflow: sums and products in 128 bits; returns -1, or the index of the first account
- * with a position notional beyond int64 (outputs then incomplete).
+ * with a position notional or per-contract margin beyond int64 (outputs then incomplete).
  */
 #ifndef CLEARING_LIQUIDATION_PRICE_H
 #define CLEARING_LIQUIDATION_PRICE_H

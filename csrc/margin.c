@@ -13,15 +13,30 @@ struct margin_view {
     book_columns book;
     tier_table tiers;
     int64_t warning_rate;
+    int per_contract; /* any tier with a per-contract amount (else those terms are skipped) */
 };
+
+/* Whether any tier states a per-contract amount. The loops below are compiled twice (a
+ * constant `per_contract` argument to an always-inline body): a rate-only book runs the
+ * code without the per-contract terms, so it pays nothing for them. */
+static int any_per_contract(const tier_table *t, int with_initial) {
+    for (int64_t k = 0; k < t->n_tiers; k++) {
+        if (t->tier_mm_per_contract[k] != 0) return 1;
+        if (with_initial && t->tier_im_per_contract[k] != 0) return 1;
+    }
+    return 0;
+}
+
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* Evaluates account `a` into slot `out` of the outputs; returns 0, or 1 on overflow.
  * Branch-light: a free slot (qty 0, cost 0) adds exactly nothing, and overflow flags are
  * or-ed and tested once. Equity sums in 128 bits so only the total must fit; margins are
  * non-negative, so their partial sums never exceed the total. */
-static inline int sweep_one(const struct margin_view *v, int64_t a, int64_t out, int64_t *equity,
-                            int64_t *maintenance_margin, int64_t *initial_margin,
-                            int8_t *status) {
+static ALWAYS_INLINE int sweep_one_body(const struct margin_view *v, int64_t a, int64_t out,
+                                         int64_t *equity, int64_t *maintenance_margin,
+                                         int64_t *initial_margin, int8_t *status,
+                                         const int per_contract) {
     const book_columns *b = &v->book;
     const tier_table *t = &v->tiers;
     i128 eq = b->balance[a];
@@ -38,12 +53,24 @@ static inline int sweep_one(const struct margin_view *v, int64_t a, int64_t out,
         eq += (i128)value - b->pos_cost[p];
         int64_t k = tier_of(t->tier_max_notional, t->tier_start[inst], t->tier_start[inst + 1],
                             notional);
+        uint64_t abs_q = q < 0 ? 0 - (uint64_t)q : (uint64_t)q;
         overflow |= __builtin_add_overflow(
             mm, ceil_rate_product(notional, t->tier_mmr[k]) - t->tier_maintenance_amount[k], &mm);
+        if (per_contract) {
+            int64_t per_lot;
+            overflow |= __builtin_mul_overflow(abs_q, t->tier_mm_per_contract[k], &per_lot);
+            overflow |= __builtin_add_overflow(mm, per_lot, &mm);
+        }
         if (initial_margin) {
-            int64_t lev = b->pos_leverage[p];
-            if (lev > t->tier_max_leverage[k]) lev = t->tier_max_leverage[k];
-            overflow |= __builtin_add_overflow(im, notional / lev + (notional % lev != 0), &im);
+            int64_t im_per_lot = per_contract ? t->tier_im_per_contract[k] : 0, position_im;
+            if (im_per_lot > 0) {
+                overflow |= __builtin_mul_overflow(abs_q, im_per_lot, &position_im);
+            } else {
+                int64_t lev = b->pos_leverage[p];
+                if (lev > t->tier_max_leverage[k]) lev = t->tier_max_leverage[k];
+                position_im = notional / lev + (notional % lev != 0);
+            }
+            overflow |= __builtin_add_overflow(im, position_im, &im);
         }
     }
     if (overflow || !fits_i64(eq)) return 1;
@@ -61,20 +88,32 @@ static inline int sweep_one(const struct margin_view *v, int64_t a, int64_t out,
     return 0;
 }
 
+static int sweep_one(const struct margin_view *v, int64_t a, int64_t out, int64_t *equity,
+                     int64_t *maintenance_margin, int64_t *initial_margin, int8_t *status) {
+    return v->per_contract
+               ? sweep_one_body(v, a, out, equity, maintenance_margin, initial_margin, status, 1)
+               : sweep_one_body(v, a, out, equity, maintenance_margin, initial_margin, status, 0);
+}
+
 /* Blocked sweep of accounts [begin, end) without initial margin, the hot path. Positions are
  * walked in blocks of up to SWEEP_BLOCK, writing running sums to small prefix arrays; each
  * account then takes the difference of two prefixes. Neither loop exits on data, so short
  * accounts of varying length cost no branch mispredictions. tier_a/tier_b hold, per tier,
- * mark_lot_value * mmr = a*S + b at this call's marks: a position's ceil(N * mmr / S) is
- * then |q|*a + ceil(|q|*b / S) with one 64-bit division by a constant (|q| < 2^36 keeps
- * |q|*b below 2^63; larger positions take the general formula). Same numbers as
- * sweep_one. Returns -1 or the first overflowing account. */
+ * mark_lot_value * mmr = a*S + b at this call's marks, with the per-contract amount folded
+ * into a: a position's |q| * mm_per_contract + ceil(N * mmr / S) is then
+ * |q|*(a + mm_per_contract) + ceil(|q|*b / S) with one 64-bit division by a constant
+ * (|q| < 2^36 keeps |q|*b below 2^63; larger positions take the general formula). A
+ * product |q|*(a + mm_per_contract) of 2^62 or more (tier_a saturates there) flags the
+ * block, whose accounts are then evaluated one by one by sweep_one, exactly. Same numbers
+ * as sweep_one. Returns -1 or the first overflowing account. */
 #define SWEEP_BLOCK 2048
 
-static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *tier_a,
-                                   const int64_t *tier_b, int64_t begin, int64_t end,
-                                   int64_t *equity, int64_t *maintenance_margin,
-                                   int8_t *status) {
+static ALWAYS_INLINE int64_t sweep_range_blocked_body(const struct margin_view *v,
+                                                      const int64_t *tier_a,
+                                                      const int64_t *tier_b, int64_t begin,
+                                                      int64_t end, int64_t *equity,
+                                                      int64_t *maintenance_margin,
+                                                      int8_t *status, const int per_contract) {
     const book_columns *bk = &v->book;
     const tier_table *t = &v->tiers;
     i128 eq_prefix[SWEEP_BLOCK + 1];
@@ -109,11 +148,25 @@ static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *t
             int64_t k = tier_of(t->tier_max_notional, t->tier_start[inst], t->tier_start[inst + 1],
                                 notional);
             uint64_t abs_q = q < 0 ? 0 - (uint64_t)q : (uint64_t)q;
-            int64_t margin =
-                abs_q < ((uint64_t)1 << 36)
-                    ? (int64_t)abs_q * tier_a[k] +
-                          (int64_t)((abs_q * (uint64_t)tier_b[k] + RATE_SCALE - 1) / RATE_SCALE)
-                    : ceil_rate_product(notional, t->tier_mmr[k]);
+            int64_t margin;
+            if (!per_contract) {
+                margin = abs_q < ((uint64_t)1 << 36)
+                             ? (int64_t)abs_q * tier_a[k] +
+                                   (int64_t)((abs_q * (uint64_t)tier_b[k] + RATE_SCALE - 1) /
+                                             RATE_SCALE)
+                             : ceil_rate_product(notional, t->tier_mmr[k]);
+            } else if (abs_q < ((uint64_t)1 << 36)) {
+                int64_t lots_part;
+                overflow |= __builtin_mul_overflow((int64_t)abs_q, tier_a[k], &lots_part);
+                overflow |= (lots_part >> 62) != 0; /* room for the remainder term below */
+                margin = lots_part +
+                         (int64_t)((abs_q * (uint64_t)tier_b[k] + RATE_SCALE - 1) / RATE_SCALE);
+            } else {
+                int64_t per_lot;
+                overflow |= __builtin_mul_overflow(abs_q, t->tier_mm_per_contract[k], &per_lot);
+                overflow |= __builtin_add_overflow(ceil_rate_product(notional, t->tier_mmr[k]),
+                                                   per_lot, &margin);
+            }
             overflow |= __builtin_add_overflow(mm_sum, margin - t->tier_maintenance_amount[k],
                                                &mm_sum);
             live += q != 0;
@@ -153,6 +206,16 @@ static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *t
     return -1;
 }
 
+static int64_t sweep_range_blocked(const struct margin_view *v, const int64_t *tier_a,
+                                   const int64_t *tier_b, int64_t begin, int64_t end,
+                                   int64_t *equity, int64_t *maintenance_margin,
+                                   int8_t *status) {
+    return v->per_contract ? sweep_range_blocked_body(v, tier_a, tier_b, begin, end, equity,
+                                                      maintenance_margin, status, 1)
+                           : sweep_range_blocked_body(v, tier_a, tier_b, begin, end, equity,
+                                                      maintenance_margin, status, 0);
+}
+
 /* Debug build: the sweep's preconditions beyond the columns' own. */
 static void assert_sweep_args(const book_columns *book, const tier_table *tiers,
                               int64_t warning_rate, const sweep_out *out, int reads) {
@@ -171,7 +234,8 @@ int64_t sweep_accounts(const book_columns *book, const tier_table *tiers, int64_
         assert_sweep_args(book, tiers, warning_rate, out, out->initial_margin ? READS_LEVERAGE : 0);
     }
     int64_t *initial_margin = out->initial_margin;
-    const struct margin_view v = {*book, *tiers, warning_rate};
+    const struct margin_view v = {*book, *tiers, warning_rate,
+                                  any_per_contract(tiers, initial_margin != NULL)};
     int64_t *equity = out->equity, *maintenance_margin = out->maintenance_margin;
     int8_t *status = out->status;
     int64_t n_accounts = book->n_accounts, n_instruments = tiers->n_instruments;
@@ -181,7 +245,9 @@ int64_t sweep_accounts(const book_columns *book, const tier_table *tiers, int64_
     for (int64_t i = 0; i < n_instruments; i++) {
         for (int64_t k = tier_start[i]; k < tier_start[i + 1]; k++) {
             i128 x = (i128)book->mark_lot_value[i] * tiers->tier_mmr[k];
-            tier_a[k] = (int64_t)(x / RATE_SCALE);
+            i128 a = x / RATE_SCALE + tiers->tier_mm_per_contract[k];
+            /* saturated: any position on the tier then flags its block (see above) */
+            tier_a[k] = a < ((i128)1 << 62) ? (int64_t)a : ((int64_t)1 << 62);
             tier_b[k] = (int64_t)(x % RATE_SCALE);
         }
     }
@@ -224,7 +290,7 @@ int64_t sweep_account_rows(const book_columns *book, const tier_table *tiers,
         for (int64_t i = 0; i < n_rows; i++)
             KERNEL_ASSERT(0 <= rows[i] && rows[i] < book->n_accounts);
     }
-    const struct margin_view v = {*book, *tiers, warning_rate};
+    const struct margin_view v = {*book, *tiers, warning_rate, any_per_contract(tiers, 0)};
     int64_t *equity = out->equity, *maintenance_margin = out->maintenance_margin;
     int8_t *status = out->status;
     for (int64_t i = 0; i < n_rows; i++) {
@@ -279,9 +345,16 @@ int64_t position_margins(const book_columns *book, const tier_table *tiers,
         if (lev > t->tier_max_leverage[k]) lev = t->tier_max_leverage[k];
         notional[p] = n;
         unrealized_pnl[p] = (int64_t)upnl;
-        maintenance_margin[p] =
-            b->pos_qty[p] == 0 ? 0 : ceil_rate_product(n, t->tier_mmr[k]) - t->tier_maintenance_amount[k];
-        initial_margin[p] = (n + lev - 1) / lev;
+        i128 abs_q = b->pos_qty[p] < 0 ? -(i128)b->pos_qty[p] : (i128)b->pos_qty[p];
+        i128 mm = b->pos_qty[p] == 0 ? 0
+                                     : (i128)ceil_rate_product(n, t->tier_mmr[k]) -
+                                           t->tier_maintenance_amount[k] +
+                                           abs_q * t->tier_mm_per_contract[k];
+        i128 im = t->tier_im_per_contract[k] > 0 ? abs_q * t->tier_im_per_contract[k]
+                                                 : (i128)((n + lev - 1) / lev);
+        if (!fits_i64(mm) || !fits_i64(im)) return p;
+        maintenance_margin[p] = (int64_t)mm;
+        initial_margin[p] = (int64_t)im;
         tier_index[p] = k - t->tier_start[inst];
     }
     return -1;

@@ -6,9 +6,11 @@
  *   warning_rate   margin-call level as a rate over RATE_SCALE, 0 < warning_rate <= RATE_SCALE
  *                  (0.8 -> 80000000)
  *
- * Per position: N = |qty| * mark_lot_value, U = qty * mark_lot_value - cost,
- *   MM = ceil(N * mmr(tier(N))) - cum(tier(N)), IM = ceil(N / min(leverage, max_leverage)),
- *   where tier(N) is the instrument's first tier whose max_notional >= N.
+ * Per position: N = |qty| * mark_lot_value, U = qty * mark_lot_value - cost, with k = tier(N)
+ * the instrument's first tier whose max_notional >= N,
+ *   MM = |qty| * mm_per_contract(k) + ceil(N * mmr(k)) - cum(k),
+ *   IM = |qty| * im_per_contract(k) when that is > 0 (a fixed amount per contract),
+ *        else ceil(N / min(leverage, max_leverage(k))).
  * Per account: E = balance + sum U, MM = sum MM_i, IM = sum IM_i and the status, in order:
  *   BANKRUPT (E < 0), LIQUIDATE (a position and E <= MM), MARGIN_CALL (a position and
  *   MM >= warning * E, exactly: MM * S >= warning_rate * E), else OK.

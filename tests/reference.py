@@ -23,6 +23,8 @@ class RefTier:
     mmr: int
     maintenance_amount: int
     max_leverage: int
+    mm_per_contract: int = 0  # money per lot held, added to the rate part of MM
+    im_per_contract: int = 0  # money per lot; > 0: IM = |qty| x this instead of N / leverage
 
 
 @dataclass
@@ -69,7 +71,11 @@ def sweep(
             equity += pos.qty * mark_lot_value[pos.instrument] - pos.cost
             tier = tier_of(tiers[pos.instrument], notional)
             mm += ceil_div(notional * tier.mmr, RATE_SCALE) - tier.maintenance_amount
-            im += ceil_div(notional, min(pos.leverage, tier.max_leverage))
+            mm += abs(pos.qty) * tier.mm_per_contract
+            if tier.im_per_contract > 0:
+                im += abs(pos.qty) * tier.im_per_contract
+            else:
+                im += ceil_div(notional, min(pos.leverage, tier.max_leverage))
         for value in (equity, mm, im):
             if not INT64_MIN <= value <= INT64_MAX:
                 raise RefOverflow
@@ -106,6 +112,7 @@ def _margin_at_price(
         equity += pos.qty * lot_value - pos.cost
         tier = tier_of(tiers[pos.instrument], notional)
         maintenance += Fraction(notional * tier.mmr, RATE_SCALE) - tier.maintenance_amount
+        maintenance += abs(pos.qty) * tier.mm_per_contract
     return equity - maintenance if with_maintenance else equity
 
 

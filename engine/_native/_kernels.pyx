@@ -160,7 +160,20 @@ cdef tier_table _tiers(const int64_t[::1] tier_start, const int64_t[::1] tier_ma
     tiers.tier_mmr = p64(tier_mmr)
     tiers.tier_maintenance_amount = p64(tier_maintenance_amount)
     tiers.tier_max_leverage = NULL if tier_max_leverage is None else p64(tier_max_leverage)
+    tiers.tier_mm_per_contract = NULL  # the caller points the per-contract columns
+    tiers.tier_im_per_contract = NULL
     return tiers
+
+
+def _per_contract(values, Py_ssize_t n_tiers, str name):
+    """A per-contract tier column (money units per lot) as int64, zeros when None.
+    The caller binds the result to a local, so the memory outlives the kernel call."""
+    if values is None:
+        return np.zeros(max(n_tiers, 1), dtype=np.int64)
+    column = np.ascontiguousarray(values, dtype=np.int64)
+    if column.ndim != 1 or column.shape[0] != n_tiers:
+        raise ValueError(f"{name} must have one entry per tier")
+    return column  # values >= 0: the loader's check, asserted in the debug build
 
 
 def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
@@ -170,11 +183,13 @@ def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
                    const int64_t[::1] tier_max_notional, const int64_t[::1] tier_mmr,
                    const int64_t[::1] tier_maintenance_amount,
                    const int64_t[::1] tier_max_leverage, int64_t warning_rate,
-                   bint with_initial_margin=True, int n_threads=1, out=None):
+                   bint with_initial_margin=True, int n_threads=1, out=None, *,
+                   tier_mm_per_contract=None, tier_im_per_contract=None):
     """Equity, maintenance margin, initial margin (or None) and status of every account.
 
     `out`, an (equity, maintenance, status) tuple of arrays of the right length, is written
     instead of fresh arrays: a per-tick loop then does not pay page faults on new memory.
+    The per-contract tier columns (csrc/book_columns.h) default to zeros: rate-only tiers.
     """
     _check_book(acct_start, balance, pos_instrument, pos_qty, pos_cost, tier_start,
                 mark_lot_value.shape[0])
@@ -203,6 +218,12 @@ def sweep_accounts(const int64_t[::1] acct_start, const int64_t[::1] balance,
     book.pos_leverage = p32(pos_leverage)
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
                                    tier_maintenance_amount, tier_max_leverage)
+    cdef const int64_t[::1] mm_pc_v = _per_contract(tier_mm_per_contract, tiers.n_tiers,
+                                                    "tier_mm_per_contract")
+    cdef const int64_t[::1] im_pc_v = _per_contract(tier_im_per_contract, tiers.n_tiers,
+                                                    "tier_im_per_contract")
+    tiers.tier_mm_per_contract = p64(mm_pc_v)
+    tiers.tier_im_per_contract = p64(im_pc_v)
     cdef sweep_out result
     result.equity = <int64_t*>p64(eq_v)
     result.maintenance_margin = <int64_t*>p64(mm_v)
@@ -225,7 +246,8 @@ def sweep_account_rows(const int64_t[::1] rows, const int64_t[::1] acct_start,
                        const int32_t[::1] pos_leverage, const int64_t[::1] mark_lot_value,
                        const int64_t[::1] tier_start, const int64_t[::1] tier_max_notional,
                        const int64_t[::1] tier_mmr, const int64_t[::1] tier_maintenance_amount,
-                       const int64_t[::1] tier_max_leverage, int64_t warning_rate):
+                       const int64_t[::1] tier_max_leverage, int64_t warning_rate, *,
+                       tier_mm_per_contract=None, tier_im_per_contract=None):
     """Equity, maintenance margin and status of the listed account rows only."""
     _check_book(acct_start, balance, pos_instrument, pos_qty, pos_cost, tier_start,
                 mark_lot_value.shape[0])
@@ -251,6 +273,12 @@ def sweep_account_rows(const int64_t[::1] rows, const int64_t[::1] acct_start,
     book.pos_leverage = p32(pos_leverage)
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
                                    tier_maintenance_amount, tier_max_leverage)
+    cdef const int64_t[::1] mm_pc_v = _per_contract(tier_mm_per_contract, tiers.n_tiers,
+                                                    "tier_mm_per_contract")
+    cdef const int64_t[::1] im_pc_v = _per_contract(tier_im_per_contract, tiers.n_tiers,
+                                                    "tier_im_per_contract")
+    tiers.tier_mm_per_contract = p64(mm_pc_v)
+    tiers.tier_im_per_contract = p64(im_pc_v)
     cdef sweep_out result
     result.equity = <int64_t*>p64(eq_v)
     result.maintenance_margin = <int64_t*>p64(mm_v)
@@ -295,7 +323,8 @@ def position_margins(const int32_t[::1] pos_instrument, const int64_t[::1] pos_q
                      const int64_t[::1] mark_lot_value, const int64_t[::1] tier_start,
                      const int64_t[::1] tier_max_notional, const int64_t[::1] tier_mmr,
                      const int64_t[::1] tier_maintenance_amount,
-                     const int64_t[::1] tier_max_leverage):
+                     const int64_t[::1] tier_max_leverage, *, tier_mm_per_contract=None,
+                     tier_im_per_contract=None):
     """Notional, unrealized PnL, maintenance and initial margin and tier of each position."""
     cdef Py_ssize_t n = pos_qty.shape[0]
     if pos_instrument.shape[0] != n or pos_cost.shape[0] != n or pos_leverage.shape[0] != n:
@@ -307,6 +336,12 @@ def position_margins(const int32_t[::1] pos_instrument, const int64_t[::1] pos_q
     book.pos_leverage = p32(pos_leverage)
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
                                    tier_maintenance_amount, tier_max_leverage)
+    cdef const int64_t[::1] mm_pc_v = _per_contract(tier_mm_per_contract, tiers.n_tiers,
+                                                    "tier_mm_per_contract")
+    cdef const int64_t[::1] im_pc_v = _per_contract(tier_im_per_contract, tiers.n_tiers,
+                                                    "tier_im_per_contract")
+    tiers.tier_mm_per_contract = p64(mm_pc_v)
+    tiers.tier_im_per_contract = p64(im_pc_v)
     out = [np.empty(n, dtype=np.int64) for _ in range(5)]
     cdef int64_t[::1] o0 = out[0]
     cdef int64_t[::1] o1 = out[1]
@@ -332,7 +367,8 @@ def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance
                        const int64_t[::1] pos_cost, const int64_t[::1] tick_value,
                        const int64_t[::1] mark_lot_value, const int64_t[::1] tier_start,
                        const int64_t[::1] tier_max_notional, const int64_t[::1] tier_mmr,
-                       const int64_t[::1] tier_maintenance_amount):
+                       const int64_t[::1] tier_maintenance_amount, *,
+                       tier_mm_per_contract=None):
     """Cross liquidation and bankruptcy price (ticks, NULL_PRICE for none) of each slot."""
     _check_book(acct_start, balance, pos_instrument, pos_qty, pos_cost, tier_start,
                 mark_lot_value.shape[0])
@@ -346,6 +382,9 @@ def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance
     cdef tier_table tiers = _tiers(tier_start, tier_max_notional, tier_mmr,
                                    tier_maintenance_amount, None)
     tiers.tick_value = p64(tick_value)
+    cdef const int64_t[::1] mm_pc_v = _per_contract(tier_mm_per_contract, tiers.n_tiers,
+                                                    "tier_mm_per_contract")
+    tiers.tier_mm_per_contract = p64(mm_pc_v)
     cdef Py_ssize_t n_pos = pos_qty.shape[0]
     liq = np.full(n_pos, C_NULL_PRICE, dtype=np.int64)
     bkr = np.full(n_pos, C_NULL_PRICE, dtype=np.int64)
@@ -355,7 +394,9 @@ def liquidation_prices(const int64_t[::1] acct_start, const int64_t[::1] balance
     with nogil:
         bad = c_liquidation_prices(&book, &tiers, <int64_t*>p64(liq_v), <int64_t*>p64(bkr_v))
     if bad >= 0:
-        raise NativeOverflowError(f"account at index {bad}: a notional exceeds int64", bad)
+        raise NativeOverflowError(
+            f"account at index {bad}: a notional or per-contract margin exceeds int64", bad
+        )
     return liq, bkr
 
 

@@ -31,6 +31,8 @@ cdef extern from "book_columns.h" nogil:
         const int64_t *tier_mmr
         const int64_t *tier_maintenance_amount
         const int64_t *tier_max_leverage
+        const int64_t *tier_mm_per_contract
+        const int64_t *tier_im_per_contract
 
 cdef extern from "margin.h" nogil:
     int STATUS_OK, STATUS_MARGIN_CALL, STATUS_LIQUIDATE, STATUS_BANKRUPT, STATUS_COUNT

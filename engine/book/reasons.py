@@ -79,6 +79,10 @@ class RejectReason(StrEnum):
     GROUP_UNSETTLED = "group_unsettled"
     NO_SETTLEMENT_PRICE = "no_settlement_price"
     NO_FUNDING_RATE = "no_funding_rate"
+    # ----- futures exchange conventions (engine.exchange)
+    INVALID_MARGIN_CHANGE = "invalid_margin_change"
+    INVALID_ACCOUNT_CLASS = "invalid_account_class"
+    NO_PRICE_LIMIT = "no_price_limit"
     # ----- the service's last line of defence: applying the record raised (a bug); the
     # record is dead-lettered and the state rolled back to before it
     INTERNAL_ERROR = "internal_error"

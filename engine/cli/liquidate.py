@@ -34,6 +34,7 @@ from engine.cli.inputs import (
     warning_rate,
 )
 from engine.cli.outcome import Outcome
+from engine.exchange.batch import ExchangeInputs, add_exchange_arguments, print_exchange_summary
 from engine.reports.liquidation_report import liquidation_tick
 from engine.waterfall.events import EVENT_KINDS, WaterfallResult
 from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError
@@ -57,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_warning_level_argument(parser, None)
     add_model_arguments(parser)
     asset_liability.add_arguments(parser)
+    add_exchange_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> Outcome:
@@ -92,6 +94,7 @@ def run(args: argparse.Namespace) -> Outcome:
         warning_rate=rate,
         collateral=args.collateral,
         collateral_prices=args.collateral_prices,
+        exchange=ExchangeInputs.from_args(args),
     )
     # The load stage counts from the start: the profile and instruments were read here.
     load_s, waterfall_s, report_s, write_s = tick.seconds
@@ -105,6 +108,11 @@ def run(args: argparse.Namespace) -> Outcome:
         file=sys.stderr,
     )
     print(f"fund account        {tick.fund.text(money)}", file=sys.stderr)
+    if tick.exchange is not None and tick.exchange_tick is not None:
+        done = tick.exchange_tick
+        print_exchange_summary(tick.book, tick.exchange, done.calls, done.reductions)
+        result["margin_calls"] = len(tick.exchange.calls) + len(done.calls)
+        result["forced_reductions"] = len(done.reductions)
     result["customers"] = tick.customers.customers
     return Outcome(result)
 

@@ -28,6 +28,7 @@ from engine.cli.inputs import (
     warning_rate,
 )
 from engine.cli.outcome import Outcome
+from engine.exchange.batch import ExchangeInputs, add_exchange_arguments, print_exchange_summary
 from engine.reports.customers import StatusTally
 from engine.reports.risk_report import write_risk_report
 
@@ -43,11 +44,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--profile",
         type=profile_path,
         default=None,
-        help="rules: a TOML file or a shipped name; its account model ([model]) and risk"
-        " models ([collateral], [stop_out], [isolated]) apply (default: futures, none)",
+        help="rules: a TOML file or a shipped name; its account model ([model]), risk models"
+        " ([collateral], [stop_out], [isolated]) and margin-call grace ([exchange]) apply"
+        " (default: futures, none)",
     )
     add_model_arguments(parser)
     asset_liability.add_arguments(parser)
+    add_exchange_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> Outcome:
@@ -65,12 +68,15 @@ def run(args: argparse.Namespace) -> Outcome:
         profile=profile,
         collateral=args.collateral,
         collateral_prices=args.collateral_prices,
+        exchange=ExchangeInputs.from_args(args),
     )
-    return Outcome(
-        _print_summary(
-            report.book, report.n_positions, report.paths, report.seconds, report.customers
-        )
+    result = _print_summary(
+        report.book, report.n_positions, report.paths, report.seconds, report.customers
     )
+    if report.exchange is not None:
+        print_exchange_summary(report.book, report.exchange, [], [])
+        result["margin_calls"] = len(report.exchange.calls)
+    return Outcome(result)
 
 
 def _print_summary(

@@ -19,6 +19,8 @@ refused):
   profile's policy (0: out of ADL's reach; per account, its highest position), and
   `house`: true for house accounts (the fund), which are not customers
   (engine.reports.customers).
+- margin_calls.parquet, price_limits.parquet, forced_reductions.parquet: with the futures
+  exchange inputs or conventions (engine.exchange.batch), what they did.
 - insurance.parquet: one row: the fund's balance and equity before and after the tick, the
   waterfall's totals (fees, takeover surplus, payouts, ADL shortfall / taken / overshoot,
   socialized, unallocated, debt kept), the fund's own state after the tick (status,
@@ -43,6 +45,16 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
+from engine.exchange.batch import (
+    ExchangeInputs,
+    ExchangeRun,
+    forced_reductions_table,
+    input_digests,
+    margin_calls_table,
+    prepare,
+    price_limits_table,
+)
+from engine.exchange.exchange_tick import ExchangeTickResult, exchange_tick
 from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
 from engine.io.ledger_export import ledger_to_arrow
 from engine.io.model_inputs import model_book, needs_models
@@ -91,6 +103,8 @@ class LiquidationTick:
     seconds: tuple[float, float, float, float]  # load, waterfall, audit and report, write
     customers: StatusTally  # after the tick; house accounts are not customers
     fund: FundState
+    exchange: ExchangeRun | None = None  # futures exchange conventions applied (engine.exchange)
+    exchange_tick: ExchangeTickResult | None = None
 
 
 def liquidation_tick(
@@ -106,6 +120,7 @@ def liquidation_tick(
     command: Sequence[str] | None = None,
     collateral: Path | None = None,
     collateral_prices: Path | None = None,
+    exchange: ExchangeInputs | None = None,
 ) -> LiquidationTick:
     """Read the files, run one tick of the waterfall with the fund opened at `fund_amount`
     money units, audit it and write the tables under `out` (see the module docstring).
@@ -133,6 +148,7 @@ def liquidation_tick(
             "accounts": input_digest(accounts_path),
             "positions": input_digest(positions_path),
             "marks": input_digest(marks_path),
+            **input_digests(exchange),
         },
         command=command,
     )
@@ -150,8 +166,19 @@ def liquidation_tick(
         book = book_from_inputs(instruments, accounts, positions, marks, warning_rate=warning_rate)
     closed = nets_to_zero(instruments, positions)
     open_fund(book, profile, fund_amount)
+    run = tick = None
+    if exchange is not None and (
+        exchange.previous_settlement or exchange.margin_change or profile.exchange.proprietary_first
+    ):
+        # Futures exchange conventions (engine.exchange.exchange_tick): limits, margin
+        # changes with calls, forced reduction, account classes; then the waterfall.
+        run = prepare(book, profile, accounts.path, exchange)
     loaded = time.perf_counter()
-    result = run_waterfall(book, profile, models=models)
+    if run is not None:
+        tick = exchange_tick(book, profile, run.state, run.now_ts, models=models)
+        result = tick.waterfall
+    else:
+        result = run_waterfall(book, profile, models=models)
     liquidated = time.perf_counter()
     audit(book, closed=closed)  # raises ConservationError, naming what differs
     if models is not None:
@@ -168,7 +195,6 @@ def liquidation_tick(
     customers = status_tally(book, status, profile)
     fund = fund_state(book, status, profile)
     assert fund is not None, "the fund was opened"
-    reported = time.perf_counter()
     tables = {
         "events": events_table(book.instruments, result),
         "ledger": ledger_to_arrow(book.ledger),
@@ -176,10 +202,16 @@ def liquidation_tick(
         "positions": position_table,
         "insurance": insurance_table(book, profile, result, floor, fund, customers),
     }
+    if run is not None and tick is not None:
+        money = instruments.money_decimals
+        tables["margin_calls"] = margin_calls_table(run.calls + tick.calls, money)
+        tables["price_limits"] = price_limits_table(book, run)
+        tables["forced_reductions"] = forced_reductions_table(book, tick.reductions)
+    reported = time.perf_counter()
     paths = write_tables_whole(out, {name: with_run_info(t, info) for name, t in tables.items()})
     written = time.perf_counter()
     seconds = (loaded - started, liquidated - loaded, reported - liquidated, written - reported)
-    return LiquidationTick(book, result, closed, paths, seconds, customers, fund)
+    return LiquidationTick(book, result, closed, paths, seconds, customers, fund, run, tick)
 
 
 def with_house_column(table: pa.Table, profile: Profile) -> pa.Table:

@@ -14,6 +14,14 @@ from pathlib import Path
 
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
+from engine.exchange.batch import (
+    ExchangeInputs,
+    ExchangeRun,
+    input_digests,
+    margin_calls_table,
+    prepare,
+    price_limits_table,
+)
 from engine.io.book_inputs import book_from_inputs, read_book_inputs
 from engine.io.model_inputs import model_book, needs_models
 from engine.reports.customers import StatusTally, status_tally
@@ -32,6 +40,7 @@ class RiskReport:
     paths: list[Path]
     seconds: tuple[float, float, float]  # load, risk, write
     customers: StatusTally
+    exchange: ExchangeRun | None = None  # price limits and margin changes applied
 
 
 def write_risk_report(
@@ -46,12 +55,16 @@ def write_risk_report(
     profile: Profile | None = None,
     collateral: Path | None = None,
     collateral_prices: Path | None = None,
+    exchange: ExchangeInputs | None = None,
 ) -> RiskReport:
     """Read the files, build the book at the marks, write its risk tables under `out`, each
     with the run's metadata (engine.reports.run_info; `command` defaults to sys.argv).
     With a `profile` that selects risk models (engine.waterfall.models), collateral files or
     isolated positions, the book carries the models' inputs and the accounts table their
-    columns (engine.reports.model_tables)."""
+    columns (engine.reports.model_tables). With `exchange` inputs (engine.exchange.batch)
+    the marks are clamped to the day's price limits and margin changes are installed first
+    (with the profile's grace for margin calls); margin_calls and price_limits tables are
+    written too."""
     started = time.perf_counter()
     instruments = InstrumentTable.load(instruments_path)
     inputs = read_book_inputs(instruments, accounts_path, positions_path, marks_path)
@@ -63,6 +76,7 @@ def write_risk_report(
             "accounts": input_digest(accounts_path),
             "positions": input_digest(positions_path),
             "marks": input_digest(marks_path),
+            **input_digests(exchange),
         },
         command=command,
     )
@@ -81,12 +95,18 @@ def write_risk_report(
         book = book_from_inputs(
             instruments, inputs.accounts, inputs.positions, inputs.marks, warning_rate=warning_rate
         )
+    run = None
+    if exchange is not None and (exchange.previous_settlement or exchange.margin_change):
+        run = prepare(book, chosen, accounts_path, exchange)
     loaded = time.perf_counter()
     account_table, position_table = risk_tables(book)
     if models is not None:
         account_table = with_model_columns(account_table, book, chosen, models)
-    computed = time.perf_counter()
     tables = {"accounts": account_table, "positions": position_table}
+    if run is not None:
+        tables["margin_calls"] = margin_calls_table(run.calls, instruments.money_decimals)
+        tables["price_limits"] = price_limits_table(book, run)
+    computed = time.perf_counter()
     paths = write_tables_whole(out, {name: with_run_info(t, info) for name, t in tables.items()})
     written = time.perf_counter()
     seconds = (loaded - started, computed - loaded, written - computed)
@@ -94,4 +114,4 @@ def write_risk_report(
     if models is not None:
         status = model_sweep(book, chosen)[3]
     customers = status_tally(book, status, Profile.shipped())
-    return RiskReport(book, position_table.num_rows, paths, seconds, customers)
+    return RiskReport(book, position_table.num_rows, paths, seconds, customers, run)

@@ -35,6 +35,7 @@ def isolated_prices(
         instruments.tier_max_notional,
         instruments.tier_mmr,
         instruments.tier_maintenance_amount,
+        tier_mm_per_contract=instruments.tier_mm_per_contract,
     )
 
     def price(value: int) -> int | None:

@@ -74,6 +74,13 @@ class RiskView:
             t.tier_max_leverage,
         )
 
+    def _per_contract(self) -> dict[str, np.ndarray]:
+        t = self.instruments
+        return {
+            "tier_mm_per_contract": t.tier_mm_per_contract,
+            "tier_im_per_contract": t.tier_im_per_contract,
+        }
+
     def sweep_slots(
         self, lo: int, hi: int, balance: np.ndarray, warning_rate: int, *, with_initial_margin: bool
     ) -> Risk:
@@ -86,6 +93,7 @@ class RiskView:
             *self._tier_args(),
             warning_rate,
             with_initial_margin,
+            **self._per_contract(),
         )
         return Risk(eq, mm, im, st)
 
@@ -121,6 +129,7 @@ class RiskView:
             with_initial_margin,
             threads,
             out,
+            **self._per_contract(),
         )
         return Risk(eq, mm, im, st)
 
@@ -136,6 +145,7 @@ class RiskView:
             *self._position_columns(),
             *self._tier_args(),
             warning_rate,
+            **self._per_contract(),
         )
 
     def position_margins(self) -> dict[str, np.ndarray]:
@@ -144,6 +154,7 @@ class RiskView:
         notional, upnl, mm, im, tier = _native.position_margins(
             *self._position_columns(),
             *self._tier_args(),
+            **self._per_contract(),
         )
         return {
             "notional": notional,
@@ -170,4 +181,5 @@ class RiskView:
             t.tier_max_notional,
             t.tier_mmr,
             t.tier_maintenance_amount,
+            tier_mm_per_contract=t.tier_mm_per_contract,
         )

@@ -31,9 +31,13 @@ Schemas (schema version `v` = 1; see docs/service.md for examples):
   partition), ts, and per type: deposit / withdraw {account, amount}; fill {symbol, price,
   qty > 0, buyer, seller, buyer_fee, seller_fee} (the buyer gets +qty); leverage {account,
   symbol, leverage}; with the profile's `[collateral]`: collateral_deposit /
-  collateral_withdraw {account, asset, qty} (qty on the asset's qty_step).
+  collateral_withdraw {account, asset, qty} (qty on the asset's qty_step);
+  account_class {account, class: proprietary | brokerage}.
 - a collateral price: a price message whose symbol is a `[collateral]` asset, with
   `mark_price` on the asset's price_step (no index; no band).
+- parameter messages on the prices topic (key: the symbol), told from prices by their
+  `type`: margin_change {symbol, ts, tiers} and settlement_price {symbol, ts,
+  settlement_price} (engine.exchange).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ from engine.book.limits import (
     VALUE_MAX,
 )
 from engine.book.reasons import RejectReason
+from engine.exchange.account_classes import class_code
+from engine.exchange.margin_change import MarginChange, parse_margin_change
 from engine.margin.assets import AssetTable
 from engine.waterfall.profile import CollateralAssetRule
 
@@ -157,7 +163,121 @@ class CollateralTransfer:
     withdraw: bool
 
 
-AccountEvent = Deposit | Withdraw | Fill | LeverageChange | CollateralTransfer
+# ----- futures exchange conventions (engine.exchange): parameter messages on the prices
+# topic (keyed by symbol) and the account_class account event. See docs/service.md.
+PARAMETER_TYPES = ("margin_change", "settlement_price")
+EXCHANGE_EVENT_TYPES = ("account_class",)
+
+
+@dataclass(frozen=True, slots=True)
+class MarginChangeMessage:
+    """New margin parameters of an instrument (engine.exchange.margin_change)."""
+
+    symbol: str
+    ts: int
+    change: MarginChange
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementPrice:
+    """The previous settlement price of an instrument: its daily price limits' reference."""
+
+    symbol: str
+    instrument: int
+    ts: int
+    price: int  # ticks
+
+
+@dataclass(frozen=True, slots=True)
+class AccountClassChange:
+    event_id: int
+    ts: int
+    account: int
+    account_class: int  # engine.exchange.account_classes: PROPRIETARY or BROKERAGE
+
+
+def is_parameter(value: bytes) -> bool:
+    """A prices-topic record that may be a parameter message (prices carry no `type`); the
+    parse decides."""
+    return b'"type"' in value
+
+
+def parse_parameter(
+    value: bytes, key: bytes | None, instruments: InstrumentTable
+) -> MarginChangeMessage | SettlementPrice | PriceUpdate:
+    """A parameter message on the prices topic: {v, type, symbol, ts} plus `tiers`
+    (margin_change) or `settlement_price`; the key, when present, must be the symbol. A
+    record without a `type` field is a price (parse_price)."""
+    doc = _load(value)
+    if "type" not in doc:
+        return parse_price(value, key, instruments)
+    kind = doc["type"]
+    if kind not in PARAMETER_TYPES:
+        raise Rejected(
+            RejectReason.UNKNOWN_TYPE,
+            f"type {str(kind)[:32]!r} on the prices topic, expected one of {PARAMETER_TYPES}",
+        )
+    symbol, instrument = _symbol(doc, instruments)
+    key_text = _key_text(key)
+    if key_text is not None and key_text != symbol:
+        raise Rejected(
+            RejectReason.KEY_MISMATCH, f"key {key_text[:64]!r} is not the symbol {symbol!r}"
+        )
+    ts = _int(doc, "ts", RejectReason.INVALID_TIMESTAMP, high=TS_MAX)
+    if kind == "margin_change":
+        change = parse_margin_change(doc, instruments, "margin_change")
+        return MarginChangeMessage(symbol, ts, change)
+    price = _price_ticks(
+        _decimal(doc, "settlement_price", RejectReason.INVALID_PRICE),
+        instruments,
+        instrument,
+        "settlement_price",
+    )
+    if not instruments.instruments[instrument].price_limit:
+        raise Rejected(RejectReason.NO_PRICE_LIMIT, f"{symbol}: the instrument has no price_limit")
+    return SettlementPrice(symbol, instrument, ts, price)
+
+
+def _account_class_event(doc: dict[str, Any], event_id: int, ts: int) -> AccountClassChange:
+    account = _int(doc, "account", RejectReason.INVALID_ACCOUNT)
+    code = class_code(_field(doc, "class"), "class")
+    return AccountClassChange(event_id, ts, account, code)
+
+
+def margin_change_doc(symbol: str, ts: int, tiers: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": "margin_change",
+        "symbol": symbol,
+        "ts": ts,
+        "tiers": tiers,
+    }
+
+
+def settlement_price_doc(symbol: str, ts: int, price: str) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": "settlement_price",
+        "symbol": symbol,
+        "ts": ts,
+        "settlement_price": price,
+    }
+
+
+def account_class_doc(event_id: int, ts: int, account: int, name: str) -> dict[str, Any]:
+    return {
+        "v": SCHEMA_VERSION,
+        "type": "account_class",
+        "event_id": event_id,
+        "ts": ts,
+        "account": account,
+        "class": name,
+    }
+
+
+# ----- end of the futures exchange block
+
+AccountEvent = Deposit | Withdraw | Fill | LeverageChange | CollateralTransfer | AccountClassChange
 
 
 def accounts_of(event: AccountEvent) -> tuple[int, ...]:
@@ -351,7 +471,7 @@ def parse_account_event(
     """An account event; the key, when present, must be its account (a fill: either side)."""
     doc = _load(value)
     kind = _field(doc, "type")
-    if kind not in EVENT_TYPES:
+    if kind not in EVENT_TYPES + EXCHANGE_EVENT_TYPES:
         raise Rejected(
             RejectReason.UNKNOWN_TYPE, f"type {str(kind)[:32]!r}, expected one of {EVENT_TYPES}"
         )
@@ -405,6 +525,8 @@ def parse_account_event(
                 raise Rejected(RejectReason.INVALID_AMOUNT, f"{name} must not be negative")
             fees.append(fee)
         event = Fill(event_id, ts, symbol, instrument, price, qty, buyer, seller, *fees)
+    elif kind in EXCHANGE_EVENT_TYPES:
+        event = _account_class_event(doc, event_id, ts)
     else:
         account = _int(doc, "account", RejectReason.INVALID_ACCOUNT)
         symbol, instrument = _symbol(doc, instruments)

@@ -46,9 +46,15 @@ def tick_order(
                     assets and messages.parse_collateral_event(record.value, record.key, assets)
                 ) or messages.parse_account_event(record.value, record.key, instruments)
             else:
+                # A parameter message (engine.exchange) carries a `type`; a price does not.
+                parse = (
+                    messages.parse_parameter
+                    if messages.is_parameter(record.value)
+                    else messages.parse_price
+                )
                 message = (
                     assets and messages.parse_collateral_price(record.value, record.key, assets)
-                ) or messages.parse_price(record.value, record.key, instruments)
+                ) or parse(record.value, record.key, instruments)
             ts = message.ts
         except Rejected as exc:
             message, ts = exc, queue[-1][0] if queue else opening_ts

@@ -74,9 +74,14 @@ class ServiceState:
     # held, tick the count last rose in]
     held: dict[str, list[int]] = field(default_factory=dict)
     margin_call: list[int] = field(default_factory=list)  # account ids in margin call
+    # Futures exchange conventions (engine.exchange.exchange_tick.ExchangeState.to_dict):
+    # proprietary accounts, open margin calls with deadlines, previous settlement prices.
+    exchange: dict[str, Any] = field(default_factory=dict)
 
     def to_extra(self, shard: str) -> dict[str, Any]:
-        return {
+        # The exchange part only when there is one, so other snapshots stay as they were.
+        extra = {"exchange": self.exchange} if self.exchange else {}
+        return extra | {
             "format": STATE_FORMAT,
             "shard": shard,
             "tick": self.tick,
@@ -102,4 +107,5 @@ class ServiceState:
             mark_seq={k: int(v) for k, v in extra["mark_seq"].items()},
             held={k: [int(x) for x in v] for k, v in extra["held"].items()},
             margin_call=[int(a) for a in extra["margin_call"]],
+            exchange=dict(extra.get("exchange", {})),
         )

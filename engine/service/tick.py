@@ -93,9 +93,12 @@ from engine.book.limits import (
     VALUE_MAX,
 )
 from engine.book.reasons import RejectReason
+from engine.exchange.exchange_tick import ExchangeState, ExchangeTickResult, exchange_tick
+from engine.exchange.margin_change import apply_margin_change
 from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
 from engine.service.event_batch import apply_account_records
+from engine.service.exchange_outputs import call_outcome_doc, deadline_call_doc, reduction_doc
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
 from engine.service.order import tick_order
 from engine.service.outputs import (
@@ -158,12 +161,16 @@ class Service:
         assert (rows >= 0).all(), "margin-call accounts must be in the book"
         self._margin_call[rows] = True
         self.last_stats = TickStats()
+        # Futures exchange conventions (engine.exchange): classes, margin calls, limits.
+        self.exchange = ExchangeState(book.instruments)
+        self.exchange.load_dict(self.state.exchange)
         # The journal position saved with the snapshot this service was restored from.
         self.journal_position = 0
 
     def extra(self) -> dict[str, Any]:
         # The flags cover the accounts known at the last sweep; accounts only grow.
         self.state.margin_call = self.book.account_id[np.flatnonzero(self._margin_call)].tolist()
+        self.state.exchange = self.exchange.to_dict()
         return {"service": self.state.to_extra(self.config.shard)}
 
     # ----- one tick ----------------------------------------------------------------------
@@ -192,9 +199,15 @@ class Service:
         pending: dict[int, PriceUpdate] = {}  # accepted prices not yet marks: one step
         collateral: dict[str, messages.CollateralPrice] = {}  # likewise, collateral assets
         run: list[Record] = []  # consecutive account-event records: one batch
+        # The C batch knows the plain futures book: no collateral, risk models or margin per
+        # contract (those events go one by one, through the same rules).
+        batchable = not assets and not self._with_models and not self._per_contract()
         ordered = tick_order(records, topics, state.tick_ts, book.instruments, assets)
         for record, message in ordered:
-            if record.topic == topics.account_events and not assets:
+            if batchable and (
+                isinstance(message, Rejected | Deposit | Withdraw | Fill | LeverageChange)
+                and record.topic == topics.account_events
+            ):
                 # A run of account events: applied together (engine.service.event_batch:
                 # the C batch path, or one by one), after the prices before it took effect.
                 if pending:
@@ -211,6 +224,18 @@ class Service:
             if isinstance(message, messages.CollateralPrice):
                 try:
                     self._collateral_price(message, collateral)
+                    tick_ts = max(tick_ts, message.ts)
+                    stats.prices += 1
+                except Rejected as exc:
+                    self._dead_letter(out, stats, record, exc)
+                continue
+            if isinstance(message, (messages.MarginChangeMessage, messages.SettlementPrice)):
+                if pending or collateral:
+                    # Applied at the marks of the prices before it (engine.exchange).
+                    self._step(out, stats, pending, collateral)
+                    pending, collateral = {}, {}
+                try:
+                    self._parameter(out, message)
                     tick_ts = max(tick_ts, message.ts)
                     stats.prices += 1
                 except Rejected as exc:
@@ -257,7 +282,10 @@ class Service:
         waterfall."""
         self._marked_now = set()
         for _, update in sorted(accepted.items()):
-            self.book.set_mark(update.symbol, update.price)
+            # Within the day's price limits, when the instrument has them (engine.exchange).
+            self.book.set_mark(
+                update.symbol, self.exchange.limits.clamp(update.instrument, update.price)
+            )
             self.state.mark_seq[update.symbol] = update.seq
             self._marked_now.add(update.symbol)
         for symbol, collateral in sorted(collateral_prices.items()):
@@ -267,6 +295,11 @@ class Service:
             self._risk(out, stats)
         elif self._incremental is None:
             self.book.changed_rows.clear()
+
+    def _per_contract(self) -> bool:
+        """Whether an instrument's margin is a fixed amount per contract (engine.exchange)."""
+        table = self.book.instruments
+        return bool(table.tier_mm_per_contract.any() or table.tier_im_per_contract.any())
 
     def _dead_letter(
         self, out: TickOutputs, stats: TickStats, record: Record, exc: Rejected
@@ -339,6 +372,9 @@ class Service:
             assert collateral is not None, "collateral events parse only with [collateral]"
             move = collateral.withdraw if event.withdraw else collateral.deposit
             move(event.account, event.asset, event.qty, event.event_id)
+        elif isinstance(event, messages.AccountClassChange):
+            book.row_of(event.account)  # the account must exist (unknown_account)
+            self.exchange.classes.set(event.account, event.account_class)
         else:
             assert isinstance(event, Fill)
             sides = [
@@ -576,11 +612,19 @@ class Service:
         self._margin_calls(out, rows, equity, maintenance, status, trader)
         breached = bool((trader & (status >= STATUS_LIQUIDATE)).any())
         fund_short = book.account_margin(profile.fund_account_id)[0] < self.fund_floor
-        if not (breached or fund_short):
+        called = len(self.exchange.pending) > 0
+        if not (breached or fund_short or called):
             return
         started = self._now()
         swept = SweptRows(rows, equity, maintenance, status)
-        waterfall = run_waterfall(book, profile, swept=swept, models=self.models)
+        if self.exchange.active(profile):
+            done = exchange_tick(
+                book, profile, self.exchange, self.state.tick_ts, swept, models=self.models
+            )
+            self._exchange_outputs(out, done)
+            waterfall = done.waterfall
+        else:
+            waterfall = run_waterfall(book, profile, swept=swept, models=self.models)
         stats.waterfall = True
         stats.accounts_liquidated = waterfall.accounts_liquidated
         stats.waterfall_s = self._now() - started
@@ -634,6 +678,43 @@ class Service:
                 messages.account_key(account),
                 margin_call_doc(account, e, mm, money),
             )
+
+    # ----- futures exchange conventions (engine.exchange) -----------------------------
+    def _parameter(
+        self, out: TickOutputs, message: messages.MarginChangeMessage | messages.SettlementPrice
+    ) -> None:
+        """A margin_change or settlement_price message on the prices topic, applied where it
+        stands in the tick's order, at the marks of the prices before it. A margin change
+        re-anchors the sweep and publishes the calls it makes."""
+        if isinstance(message, messages.SettlementPrice):
+            self.exchange.limits.set_reference(message.instrument, message.price)
+            return
+        calls = apply_margin_change(
+            self.book,
+            self.profile,
+            message.change,
+            message.ts,
+            self.exchange.pending,
+            marks_ready=self._marks_ready(),
+        )
+        self._incremental = None  # every margin figure of the index is stale
+        money = self.book.instruments.money_decimals
+        for call in calls:
+            key = messages.account_key(call.account_id)
+            out.add(self.config.topics.margin_calls, key, deadline_call_doc(call, money))
+
+    def _exchange_outputs(self, out: TickOutputs, done: ExchangeTickResult) -> None:
+        topics, money = self.config.topics, self.book.instruments.money_decimals
+        for reduction in done.reductions:
+            key = messages.account_key(reduction.account_id)
+            out.add(topics.liquidations, key, reduction_doc(self.book, reduction))
+        for call in done.calls:
+            key = messages.account_key(call.account_id)
+            out.add(topics.margin_calls, key, deadline_call_doc(call, money))
+        for outcome, accounts in (("met", done.settled.met), ("lapsed", done.settled.lapsed)):
+            for account_id in accounts:
+                key = messages.account_key(account_id)
+                out.add(topics.margin_calls, key, call_outcome_doc(account_id, outcome))
 
     def _waterfall_outputs(self, out: TickOutputs, result: WaterfallResult) -> None:
         topics = self.config.topics

@@ -21,6 +21,7 @@ import numpy as np
 
 from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
 from engine.book.limits import INT64_MAX, RESERVED_ACCOUNT_BASE, RESERVED_ACCOUNT_SPAN
+from engine.exchange.rules import ExchangeRules, ExchangeRulesError, parse_exchange_rules
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 DEFAULT_PROFILE = "binance-like"
@@ -66,6 +67,8 @@ class Profile:
     # that model is "asset_liability" (engine.margin), else None.
     model: str = "futures"
     asset_liability: AssetLiabilityRules | None = None
+    # Futures exchange conventions, the `[exchange]` section (engine.exchange.rules).
+    exchange: ExchangeRules = ExchangeRules()
 
     def fund_floor_units(self, money_decimals: int) -> int:
         units = Fraction(self.fund_floor) * 10**money_decimals
@@ -147,7 +150,13 @@ class Profile:
         layers = ccp.get("layers", [])
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
             raise ProfileError("ccp.layers: expected a list of strings")
+        # ----- futures exchange conventions (engine.exchange)
+        try:
+            exchange = parse_exchange_rules(doc.get("exchange", {}))
+        except ExchangeRulesError as exc:
+            raise ProfileError(str(exc)) from None
         return cls(
+            exchange=exchange,
             name=name,
             warning_rate=warning_rate,
             liquidation_fee_rate=fee_rate,

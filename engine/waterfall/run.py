@@ -18,6 +18,7 @@ Order within a tick, every money movement a ledger posting through the book:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -51,6 +52,7 @@ def run_waterfall(
     batch: bool = True,
     swept: SweptRows | None = None,
     models: Models | None = None,
+    priority: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> WaterfallResult:
     """One tick's waterfall at the book's current marks. The fund must be open.
 
@@ -59,7 +61,8 @@ def run_waterfall(
     a sweep already done at these marks over rows that include every breached account
     (a full or an incremental sweep), saves the waterfall its own full sweep. `models`: the
     state of the profile's risk models (engine.waterfall.models): their steps run before the
-    takeovers, and the profile's stop-out replaces the takeover step.
+    takeovers, and the profile's stop-out replaces the takeover step. `priority` maps
+    account ids to the liquidation order's first key (lower first; engine.exchange).
     """
     fund = profile.fund_account_id
     result = WaterfallResult(log=EventLog([i.symbol for i in book.instruments.instruments]))
@@ -93,7 +96,8 @@ def run_waterfall(
             book, profile, models, rows, equity, maintenance, result
         )
     ids = book.account_id[rows]
-    order = np.asarray(liquidation_order(ids, equity, maintenance), dtype=np.int64)
+    first_key = None if priority is None else priority(ids)
+    order = np.asarray(liquidation_order(ids, equity, maintenance, first_key), dtype=np.int64)
     if profile.stop_out is not None:
         stop_out_accounts(book, profile, rows[order], result)
     elif batch:

@@ -48,8 +48,11 @@ def liquidation_order(
     account_ids: Sequence[int] | np.ndarray,
     equity: Sequence[int] | np.ndarray,
     maintenance: Sequence[int] | np.ndarray,
+    priority: Sequence[int] | np.ndarray | None = None,
 ) -> list[int]:
     """Indices in processing order: lowest equity / maintenance first, exactly; ties by id.
+    `priority` (optional, lower first) is the first key when given: the forced-close order
+    by account class of engine.exchange.account_classes.
 
     A float sort does the bulk; the float ratios carry a relative error of a few 2^-53, so
     two ratios out of exact order are within RATIO_NEAR of each other and of everything
@@ -58,14 +61,16 @@ def liquidation_order(
     ids = np.asarray(account_ids, dtype=np.int64)
     e = np.asarray(equity, dtype=np.int64)
     mm = np.asarray(maintenance, dtype=np.int64)
+    first = np.zeros(len(ids), np.int64) if priority is None else np.asarray(priority, np.int64)
     has_margin = mm > 0
     rank_class = np.where(has_margin, 1, np.where(e < 0, 0, 2))
     ratio = np.where(has_margin, e.astype(np.float64) / np.where(has_margin, mm, 1), 0.0)
-    order = np.lexsort((ids, ratio, rank_class))
-    r, c = ratio[order], rank_class[order]
+    order = np.lexsort((ids, ratio, rank_class, first))
+    r, c, f = ratio[order], rank_class[order], first[order]
     near = (
         (c[1:] == 1)
         & (c[:-1] == 1)
+        & (f[1:] == f[:-1])
         & (np.abs(r[1:] - r[:-1]) <= RATIO_NEAR * np.maximum(np.abs(r[1:]), np.abs(r[:-1])))
     )
     result = order.tolist()

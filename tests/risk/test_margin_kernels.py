@@ -41,6 +41,15 @@ def flatten(tiers: list[list[ref.RefTier]]) -> tuple[np.ndarray, ...]:
     )
 
 
+def per_contract(tiers: list[list[ref.RefTier]]) -> dict[str, np.ndarray]:
+    """The per-contract tier columns, as the kernels' keyword arguments."""
+    flat = [t for inst in tiers for t in inst]
+    return {
+        "tier_mm_per_contract": np.array([t.mm_per_contract for t in flat], dtype=np.int64),
+        "tier_im_per_contract": np.array([t.im_per_contract for t in flat], dtype=np.int64),
+    }
+
+
 def csr(positions: list[list[ref.RefPosition]]) -> tuple[np.ndarray, ...]:
     flat = [p for account in positions for p in account]
     start = np.cumsum([0] + [len(a) for a in positions]).astype(np.int64)
@@ -95,7 +104,16 @@ def books(draw: st.DrawFn, extremes: bool = False) -> dict:
         mmrs = sorted(MMR_STEP * draw(st.integers(0, S // MMR_STEP - 1)) for _ in bounds)
         mmrs = sorted([MMR_STEP * draw(st.integers(0, 500))] + mmrs)
         levs = sorted((draw(st.integers(1, 200)) for _ in mmrs), reverse=True)
-        tiers.append(derive_tiers(bounds, mmrs, levs))
+        inst_tiers = derive_tiers(bounds, mmrs, levs)
+        # Some instruments also hold a fixed margin per contract (one amount per instrument,
+        # as the loader keeps it), and some a fixed initial margin per contract.
+        if draw(st.integers(0, 2)) == 0:
+            pc_max = 2**62 if extremes else 10**12
+            mm_pc = draw(st.integers(1, pc_max))
+            im_pc = draw(st.sampled_from([0, mm_pc, 2 * mm_pc]))
+            for tier in inst_tiers:
+                tier.mm_per_contract, tier.im_per_contract = mm_pc, im_pc
+        tiers.append(inst_tiers)
     balance_max = 2**62 if extremes else 10**15
     balances = [draw(st.integers(-(10**12), balance_max)) for _ in range(n_accounts)]
     if n_accounts and draw(st.booleans()):
@@ -124,6 +142,7 @@ def run_sweep(book: dict, with_initial_margin: bool = True) -> tuple[np.ndarray,
         *flatten(book["tiers"]),
         book["warning_rate"],
         with_initial_margin,
+        **per_contract(book["tiers"]),
     )
 
 
@@ -164,6 +183,7 @@ def check_prices(book: dict) -> None:
         np.array(book["tick_value"], dtype=np.int64),
         np.array(book["mark_lot_value"], dtype=np.int64),
         *tiers[:4],
+        tier_mm_per_contract=per_contract(book["tiers"])["tier_mm_per_contract"],
     )
     expected = ref.liquidation_prices(
         book["balances"],
@@ -297,11 +317,12 @@ def test_row_subset_and_threads_match_the_full_sweep(book: dict, data: st.DataOb
         *flatten(book["tiers"]),
         book["warning_rate"],
     )
-    equity, mm, status = _native.sweep_account_rows(rows.astype(np.int64), *args)
+    kwargs = per_contract(book["tiers"])
+    equity, mm, status = _native.sweep_account_rows(rows.astype(np.int64), *args, **kwargs)
     assert np.array_equal(equity, full[0][rows.astype(np.int64)])
     assert np.array_equal(mm, full[1][rows.astype(np.int64)])
     assert np.array_equal(status, full[3][rows.astype(np.int64)])
-    threaded = _native.sweep_accounts(*args, False, 2)
+    threaded = _native.sweep_accounts(*args, False, 2, **kwargs)
     assert all(np.array_equal(a, b) for a, b in zip(threaded[::3], full[::3], strict=True))
 
 
@@ -376,3 +397,48 @@ def test_tier_columns_of_unequal_length_are_rejected() -> None:
             mmr[:0],
             cum,
         )
+
+
+def test_per_contract_margin_worked_example() -> None:
+    # Crude oil at a CME-style fixed margin: 2 lots, maintenance 9,000 and initial 9,900 per
+    # contract, no rate part. Tick value 1, mark 40,000 a lot (the notional plays no part).
+    # MM = 2 x 9,000 = 18,000; IM = 2 x 9,900 = 19,800 whatever the leverage.
+    book = _one_tier_book(18_000, 2, 80_000, 40_000, 0)
+    book["tiers"][0][0].mm_per_contract = 9_000
+    book["tiers"][0][0].im_per_contract = 9_900
+    check_sweep(book)
+    check_prices(book)
+    equity, mm, im, status = run_sweep(book)
+    # equity = 18,000 + 2 x 40,000 - 80,000 = 18,000 <= MM: liquidate
+    assert (equity[0], mm[0], im[0], status[0]) == (18_000, 18_000, 19_800, 2)
+    # The margin raised to 13,000 a contract: MM = 26,000; a balance of 32,500 then sits at
+    # the warning level exactly (26,000 >= 0.8 x 32,500 = 26,000): a margin call.
+    book["tiers"][0][0].mm_per_contract = 13_000
+    book["balances"] = [32_500]
+    equity, mm, im, status = run_sweep(book)
+    assert (mm[0], status[0]) == (26_000, 1)
+    # Liquidation price of the long (balance 32,500, cost 80,000): equity at lot value m is
+    # 32,500 + 2m - 80,000 and MM stays 26,000: breach at 2m <= 73,500, m <= 36,750.
+    liq, _ = _native.liquidation_prices(
+        np.array([0, 1], dtype=np.int64),
+        np.array([32_500], dtype=np.int64),
+        np.array([0], dtype=np.int32),
+        np.array([2], dtype=np.int64),
+        np.array([80_000], dtype=np.int64),
+        np.array([1], dtype=np.int64),
+        np.array([40_000], dtype=np.int64),
+        *flatten(book["tiers"])[:4],
+        tier_mm_per_contract=np.array([13_000], dtype=np.int64),
+    )
+    assert liq.tolist() == [36_750]
+
+
+def test_per_contract_margin_beyond_int64_is_an_overflow() -> None:
+    # 4 lots x 2^62 per contract does not fit int64: the account is named.
+    book = _one_tier_book(0, 4, 4, 1, 0)
+    book["tiers"][0][0].mm_per_contract = 2**62
+    book["balances"] = [0, 0]
+    book["positions"] = [[], book["positions"][0]]
+    with pytest.raises(_native.NativeOverflowError) as err:
+        run_sweep(book, with_initial_margin=False)
+    assert err.value.index == 1
