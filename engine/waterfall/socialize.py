@@ -41,6 +41,9 @@ def socialize_loss(book: Book, profile: Profile, floor: int, result: WaterfallRe
         0,
     )
     rows = np.nonzero(weight)[0]
+    # In account-id order, so the events do not depend on the book's row layout (a
+    # restored or compacted book lists the same payers in the same order).
+    rows = rows[np.argsort(book.account_id[rows], kind="stable")]
     account_ids = np.ascontiguousarray(book.account_id[rows])
     parts, allocated = _native.allocate_largest_remainder(weight[rows], account_ids, need)
     assert allocated == sum(parts.tolist()) <= need
