@@ -15,7 +15,6 @@ import base64
 import hashlib
 import html
 import re
-import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +24,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 
-from engine.reports.run_info import DISTRIBUTION, engine_version
+from engine.reports.run_info import DISTRIBUTION
 
 HASH_CHUNK = 1 << 20
 STYLE = """
@@ -83,32 +82,6 @@ class RunInfo:
         for name, (what, digest) in self.inputs.items():
             rows.append((f"input: {name}", f"{what}\nsha256 {digest}"))
         return rows
-
-
-def run_info(
-    profile: str,
-    files: Mapping[str, str | Path],
-    *,
-    described: Mapping[str, tuple[str, str]] | None = None,
-    run_at: datetime | None = None,
-    command: str | None = None,
-) -> RunInfo:
-    """The run's facts now: `files` are hashed from disk, `described` come with their hash."""
-    inputs = {name: (str(path), file_sha256(Path(path))) for name, path in files.items()}
-    inputs.update(described or {})
-    return RunInfo(
-        run_at=run_at or datetime.now(UTC),
-        engine_version=engine_version(),
-        profile=profile,
-        inputs=inputs,
-        command=command if command is not None else command_line(),
-    )
-
-
-def command_line() -> str:
-    """The command as typed: the program's name and its arguments."""
-    program = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "python"
-    return " ".join([program, *sys.argv[1:]])
 
 
 def file_sha256(path: Path) -> str:

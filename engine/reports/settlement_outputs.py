@@ -29,7 +29,9 @@ import pyarrow.parquet as pq
 
 from engine.book.book import Book
 from engine.book.fixed import RATE_SCALE
-from engine.reports.html_report import document, markdown_html, run_info
+from engine.reports.html_report import RunInfo, document, markdown_html
+from engine.reports.run_info import input_digest, with_run_info
+from engine.reports.run_info import run_info as metadata_of_run
 from engine.reports.settlement_charts import (
     CHART_INSTRUMENTS,
     CHART_LOSERS,
@@ -70,17 +72,24 @@ def write_outputs(
     settled_dates: Sequence[str],
     currency: str = CURRENCY_DEFAULT,
 ) -> list[Path]:
-    """Every output but the snapshot, into `out` (an existing, empty directory)."""
+    """Every output but the snapshot, into `out` (an existing, empty directory). The run's
+    metadata (engine.reports.run_info: engine version, profile, each input file's sha256,
+    the command line) goes into both Parquet schemas, summary.json (`run`) and report.html."""
+    metadata = metadata_of_run(
+        profile=profile.name,
+        inputs={name: input_digest(Path(file)) for name, file in source.items()},
+    )
     paths = []
     path = out / STATEMENTS
-    pq.write_table(statements_table(book, result), path)
+    pq.write_table(with_run_info(statements_table(book, result), metadata), path)
     paths.append(path)
     path = out / LEDGER
-    pq.write_table(ledger_table(book, result), path)
+    pq.write_table(with_run_info(ledger_table(book, result), metadata), path)
     paths.append(path)
     summary = summary_dict(
         book, result, profile, source=source, settled_dates=settled_dates, currency=currency
     )
+    summary["run"] = metadata
     warning_pct = 100.0 * book.warning_rate / RATE_SCALE
     chart_margin_ratio(out / CHART_MARGIN, result, warning_pct, house_book(book, profile))
     chosen = top_instruments(result, INSTRUMENTS_IN_CHART)
@@ -93,7 +102,7 @@ def write_outputs(
     path = out / REPORT
     path.write_text(markdown)
     paths.append(path)
-    info = run_info(profile.name, source)
+    info = RunInfo.from_metadata(metadata)
     title = f"End-of-day settlement — {result.date}"
     path = out / REPORT_HTML
     path.write_text(document(title, info, [markdown_html(markdown, out)]))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from engine.reports.html_report import engine_version, markdown_html
+from engine.reports.html_report import markdown_html
+from engine.reports.run_info import engine_version
 from engine.reports.settlement_batch import SettlementJob, run_settlement_batch
 from engine.reports.stress_run import execute
 from engine.stress.scenario import load_scenario

@@ -159,3 +159,24 @@ def test_killed_runs_are_cleaned_and_fee_rows_are_named(tmp_path: Path) -> None:
     run_settlement_batch(_job(d, tmp_path / "out"))
     assert not killed.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+
+def test_settlement_outputs_carry_the_run_metadata(tmp_path: Path) -> None:
+    # Every Parquet file and summary.json say what produced them: engine version, profile,
+    # each input file with its sha256 (engine.reports.run_info), as the other commands do.
+    import hashlib
+    import json
+
+    import pyarrow.parquet as pq
+
+    from engine.reports.run_info import read_run_info
+
+    d = write_example_files(tmp_path / "in")
+    run_settlement_batch(_job(d, tmp_path / "out"))
+    for name in ("statements.parquet", "ledger.parquet"):
+        info = read_run_info(pq.read_schema(tmp_path / "out" / name))
+        assert info is not None and info["profile"] == "binance-like"
+        prices = info["inputs"]["prices"]
+        assert prices["sha256"] == hashlib.sha256((d / "prices.csv").read_bytes()).hexdigest()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["run"]["inputs"].keys() >= {"instruments", "accounts", "positions", "prices"}
