@@ -227,6 +227,16 @@ class CollateralBook:
             )
         return sold
 
+    def load_holding(self, account_id: int, symbol: str, qty: int) -> None:
+        """A holding carried over from a snapshot (an account of the book holding none of
+        the asset yet): valued at the asset's price, with an opening asset-ledger row
+        (event id 0, as the book's opening postings)."""
+        asset, row = self.asset(symbol), self.book.row_of(account_id)
+        assert qty > 0 and row not in self.qty[asset], (account_id, symbol, qty)
+        self._grow()
+        self._set(asset, row, qty, self.value_of(asset, qty, self.price[asset]))
+        self.moves.append(AssetMove(0, account_id, asset, qty, "deposit"))
+
     # ----- audit -------------------------------------------------------------------------
     def audit(self) -> None:
         """Per asset: holdings = deposits - withdrawals - sales; every cached value equals the

@@ -3,7 +3,8 @@ clean shutdown, through engine.io.snapshot (Arrow IPC, checksum, atomic write); 
 are kept.
 
 The schema metadata's `extra` holds {"service": ServiceState (offsets consumed per
-partition, tick sequence, dedup state, held prices, margin calls), "journal_position"}.
+partition, tick sequence, dedup state, held prices, margin calls), "journal_position"}, and
+with a profile's risk models "models": their state (engine.service.model_state).
 Files are named by tick (`tick-000000000042.arrow`) so the newest sorts last. Recovery
 loads the newest one whose checksum verifies, reports the ones it skipped, and the caller
 seeks its source to the saved offsets and replays the journal (engine.service.driver.run).
@@ -27,8 +28,10 @@ from engine.io.snapshot import (
     prune_snapshots,
     write_snapshot,
 )
+from engine.service.model_state import models_from_extra, models_to_extra
 from engine.service.state import ServiceConfig, ServiceState
 from engine.service.tick import Service
+from engine.waterfall.models import Models
 from engine.waterfall.profile import Profile
 
 KEEP_DEFAULT = 5
@@ -82,9 +85,11 @@ class Snapshotter:
         started = self.clock()
         service.book.compact(canonical=True)
         tick = service.state.tick
-        path = write_snapshot(
-            service.book, self.directory / snapshot_name(tick), {**service.extra(), **extra}
-        )
+        saved = service.extra()
+        models = models_to_extra(service.models)
+        if models is not None:
+            saved["models"] = models
+        path = write_snapshot(service.book, self.directory / snapshot_name(tick), saved | extra)
         prune_snapshots(self.directory, self.keep)
         self.last_tick = tick
         self.last_time = self.clock()
@@ -110,6 +115,7 @@ def restore(
     if not directory.is_dir():
         return None, Recovery()
     states: dict[Path, ServiceState] = {}
+    models: dict[Path, Models] = {}
 
     def check(path: Path, book: Book, extra: dict[str, Any]) -> None:
         saved = extra.get("service")
@@ -125,6 +131,7 @@ def restore(
         try:
             states[path] = ServiceState.from_extra(saved)
             int(extra.get("journal_position", 0))
+            models[path] = models_from_extra(book, profile, extra.get("models"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SnapshotError(f"{path}: service state unreadable: {exc!r}"[:300]) from None
 
@@ -132,6 +139,6 @@ def restore(
     if found is None:
         return None, Recovery(None, skipped)
     path, book, extra = found
-    service = Service(book, profile, config, states[path], **service_options)
+    service = Service(book, profile, config, states[path], models=models[path], **service_options)
     service.journal_position = int(extra.get("journal_position", 0))
     return service, Recovery(path, skipped)
