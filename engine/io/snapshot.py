@@ -53,7 +53,7 @@ class SnapshotError(ValueError):
     pass
 
 
-def _checksum(batch: pa.RecordBatch, meta: dict[str, str]) -> str:
+def batch_checksum(batch: pa.RecordBatch, meta: dict[str, str]) -> str:
     digest = hashlib.sha256()
     for name in batch.schema.names:
         column = batch.column(name)
@@ -141,10 +141,13 @@ def book_metadata(book: Book, extra: dict[str, Any]) -> dict[str, str]:
 
 def write_snapshot(book: Book, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
     """Write atomically: a temporary file, fsync, rename, fsync of the directory."""
+    return write_checked(book_batch(book), book_metadata(book, extra or {}), path)
+
+
+def write_checked(batch: pa.RecordBatch, meta: dict[str, str], path: str | Path) -> Path:
+    """`batch` with `meta` and their checksum as its schema metadata, written atomically."""
     path = Path(path)
-    batch = book_batch(book)
-    meta = book_metadata(book, extra or {})
-    meta["checksum"] = _checksum(batch, meta)
+    meta = {**meta, "checksum": batch_checksum(batch, meta)}
     batch = batch.replace_schema_metadata(meta)
     tmp = path.with_name(f".{path.name}.tmp")
     with pa.OSFile(str(tmp), "wb") as sink, ipc.new_file(sink, batch.schema) as writer:
@@ -200,7 +203,7 @@ def _read_snapshot(path: Path) -> tuple[Book, dict[str, Any]]:
         raise SnapshotError(f"{path}: unsupported format version {raw.get('format_version')}")
     if not batch.schema.remove_metadata().equals(SCHEMA):
         raise SnapshotError(f"{path}: columns or types differ from a snapshot's")
-    if checksum != _checksum(batch.replace_schema_metadata(None), raw):
+    if checksum != batch_checksum(batch.replace_schema_metadata(None), raw):
         raise SnapshotError(f"{path}: checksum mismatch (corrupt or modified)")
     extra = json.loads(raw["extra"])
     if not isinstance(extra, dict):

@@ -47,8 +47,15 @@ def sweep(book: AssetBook, rules: AssetLiabilityRules, *, threads: int = 1) -> A
     used = book.held.any(axis=1) | book.owed.any(axis=1)
     unpriced = np.flatnonzero(used & ~book.price_set)
     assert len(unpriced) == 0, f"assets held or owed without a price: {unpriced.tolist()}"
+    held = book.held_columns
+    money = book.held_columns[book.assets.money, : book.n_accounts]
+    if (money < 0).any():
+        # Only an overdraft account (the insurance fund's deficit) goes below zero, and it
+        # owes nothing: it is swept at zero cash (status OK), the kernel's inputs are >= 0.
+        held = held.copy()
+        held[book.assets.money, : book.n_accounts] = np.maximum(money, 0)
     market, collateral, liability, status = _native.sweep_asset_liability(
-        book.held_columns,
+        held,
         book.owed_columns,
         book.n_accounts,
         book.price,

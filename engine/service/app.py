@@ -6,6 +6,10 @@ the same loop from JSON-lines files (`prices_file` / `events_file`), or, with ne
 a built-in synthetic book and price path with a crash in the middle, so the service can be
 tried on a fresh machine; outputs then go to JSON-lines files in `out_dir` (or memory).
 
+With an asset-liability profile (`[model] kind = "asset_liability"`) the book is an asset
+book (engine.service.asset_service: `assets` and the opening files; its own snapshot format)
+and each tick the asset-liability tick's; the driver, adapters and journal are the same.
+
 On start it restores the newest valid snapshot in `snapshot_dir` (logging the corrupt ones
 it skipped) or opens a fresh book with the insurance fund, seeks the source to the
 snapshot's offsets and replays the journaled ticks after it; it writes snapshots every
@@ -28,7 +32,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +41,7 @@ from engine.book.fixed import parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
 from engine.service import kafka_common, kafka_security
+from engine.service.asset_service import AssetSnapshotter, fund_balance, open_asset_service
 from engine.service.driver import RunResult, run
 from engine.service.files_adapter import (
     FileJournal,
@@ -93,6 +97,12 @@ class ServeConfig:
     profile: str = "binance-like"
     instruments: Path = DEFAULT_INSTRUMENTS
     fund: str = "0"
+    # An asset-liability profile's asset table, and its opening balances, debts and prices
+    # (all three or none; engine.io.asset_liability_inputs).
+    assets: Path | None = None
+    balances: Path | None = None
+    liabilities: Path | None = None
+    asset_prices: Path | None = None
     batch_records: int | None = None  # records per partition per tick
     # Snapshots (and the embedded journal) in snapshot_dir; None: neither.
     snapshot_dir: Path | None = None
@@ -170,6 +180,11 @@ def open_service(
 ) -> Service:
     """The service as of the newest valid snapshot (its counters into `metrics`), or on a
     fresh book."""
+    if profile.model == "asset_liability":
+        al_service, path = open_asset_service(config, profile, log)
+        if path is not None and metrics is not None:
+            metrics.restore_counters(snapshot_extra(path).get("metrics_counters"))
+        return al_service  # type: ignore[return-value]  # the driver's duck type
     service = None
     if config.snapshot_dir is not None:
         service, recovery = restore(config.snapshot_dir, profile, config.service, clock=clock)
@@ -322,7 +337,8 @@ def serve(
         raise
     snapshots = None
     if config.snapshot_dir is not None:
-        snapshots = Snapshotter(
+        kind = AssetSnapshotter if profile.model == "asset_liability" else Snapshotter
+        snapshots = kind(
             config.snapshot_dir,
             every_s=config.snapshot_interval_s,
             every_ticks=config.snapshot_every_ticks,
@@ -366,14 +382,12 @@ def serve(
             if part is not None:
                 part.close()
     liquidated = metrics.counter("accounts_liquidated_total")
-    money = Decimal(1).scaleb(-service.book.instruments.money_decimals)
-    fund_row = service.book.row_of(profile.fund_account_id)
     log(
         f"stopped ({result.stopped_by}) at tick {service.state.tick}: from tick {first_tick},"
         f" {result.replayed} ticks replayed from the journal, then {result.ticks} new ticks"
         " (what --max-ticks counts),"
         f" {result.records:,} records, {result.outputs:,} outputs, {liquidated:,.0f} accounts"
-        f" liquidated; fund balance {int(service.book.balance[fund_row]) * money}"
+        f" liquidated; fund balance {fund_balance(service.book, profile)}"
     )
     if snapshots is not None and snapshots.written:
         log(f"snapshot {snapshots.written[-1]}")

@@ -19,8 +19,11 @@ A tick takes a batch of records (topic, partition, offset, key, value bytes):
    worse: its events go to the liquidations / insurance topics, and the fund's summary.
 
 Every rejected record is dead-lettered with its reason and changes no state (each
-operation checks everything before it writes). Daily interest and the call clock are the
-settlement's (engine.margin.settle), called between ticks by whoever runs the service.
+operation checks everything before it writes). `extra()` is what a snapshot carries beside
+the book (the ServiceState) and `last_stats` what the tick did, for metrics: the driver
+(engine.service.driver) runs this service as the futures one (engine.service.asset_service).
+Daily interest and the call clock are the settlement's (engine.margin.settle), called
+between ticks by whoever runs the service.
 """
 
 from __future__ import annotations
@@ -40,7 +43,7 @@ from engine.margin.ratio import STATUS_LIQUIDATE, STATUS_MARGIN_CALL, ratio_text
 from engine.service import messages
 from engine.service.outputs import TickOutputs, fund_doc, rejected_doc, topic_of_event
 from engine.service.ports import Output, Record, tp_name
-from engine.service.state import ServiceConfig, ServiceState
+from engine.service.state import ServiceConfig, ServiceState, TickStats
 from engine.waterfall.events import Event, WaterfallResult
 from engine.waterfall.profile import Profile, is_reserved
 
@@ -65,11 +68,19 @@ class AssetLiabilityService:
         self.config = config or ServiceConfig()
         self.state = state or ServiceState()
         self.last_result: WaterfallResult | None = None
+        self.last_stats = TickStats()
+        # The journal position saved with the snapshot this service was restored from.
+        self.journal_position = 0
+
+    def extra(self) -> dict[str, Any]:
+        """The service state a snapshot carries beside the book."""
+        return {"service": self.state.to_extra(self.config.shard)}
 
     def tick(self, records: Sequence[Record]) -> list[Output]:
         topics = self.config.topics
         state = self.state
         state.tick += 1
+        stats = self.last_stats = TickStats(records=len(records))
         out = TickOutputs(self.config.shard, state.tick)
         events, prices = [], []
         for record in records:
@@ -89,7 +100,9 @@ class AssetLiabilityService:
                 event = messages.parse_asset_event(record.value, record.key, assets)
                 self._apply(record, event)
                 tick_ts = max(tick_ts, event.ts)
+                stats.account_events += 1
             except Rejected as exc:
+                stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
                 out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
         accepted: dict[int, messages.AssetPrice] = {}
         for record in prices:
@@ -104,14 +117,17 @@ class AssetLiabilityService:
                 state.last_price_seq[update.symbol] = update.seq
                 accepted[update.asset] = update
                 tick_ts = max(tick_ts, update.ts)
+                stats.prices += 1
             except Rejected as exc:
+                stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
                 out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
         state.tick_ts = tick_ts
         for asset, update in sorted(accepted.items()):
             self.book.set_price(asset, update.price)
             state.mark_seq[update.symbol] = update.seq
         if self._priced():
-            self._risk(out)
+            self._risk(out, stats)
+        stats.outputs = out.counts
         return out.finish(tick_ts)
 
     def _apply(self, record: Record, event: messages.AssetEvent) -> None:
@@ -144,10 +160,11 @@ class AssetLiabilityService:
         used = self.book.held.any(axis=1) | self.book.owed.any(axis=1)
         return not (used & ~self.book.price_set).any()
 
-    def _risk(self, out: TickOutputs) -> None:
+    def _risk(self, out: TickOutputs, stats: TickStats) -> None:
         book, rules = self.book, self.rules
         assert rules is not None
         risk = sweep(book, rules)
+        stats.full_sweep, stats.swept_accounts = True, book.n_accounts
         money = book.assets.money_decimals
         called_before = set(self.state.margin_call)
         called_now = np.flatnonzero(risk.status >= STATUS_MARGIN_CALL)
@@ -173,6 +190,7 @@ class AssetLiabilityService:
         if (risk.status >= STATUS_LIQUIDATE).any():
             result = liquidate(book, self.profile, risk)
             self.last_result = result
+            stats.waterfall, stats.accounts_liquidated = True, result.accounts_liquidated
             for event in result.events:
                 out.add(
                     topic_of_event(self.config.topics, event.kind),

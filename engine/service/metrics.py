@@ -166,7 +166,9 @@ class ServiceMetrics:
                     continue
                 name, labels, value = item
                 if name in self._counters and isinstance(labels, dict) and value > 0:
-                    self.inc(name, float(value), **{str(k): str(v) for k, v in labels.items()})
+                    # Counts stay ints (a snapshot after a restart writes the same bytes).
+                    value = value if isinstance(value, int) else float(value)
+                    self.inc(name, value, **{str(k): str(v) for k, v in labels.items()})
 
     # ----- readiness -----------------------------------------------------------------------
     def set_restored(self) -> None:
