@@ -20,6 +20,7 @@ from typing import Any
 from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
+from engine.io.ledger_segments import LedgerSegments
 from engine.io.snapshot import (
     SUFFIX,
     SnapshotError,
@@ -50,6 +51,7 @@ class Snapshotter:
         every_ticks: int = 0,
         keep: int = KEEP_DEFAULT,
         clock: Callable[[], float] = time.monotonic,
+        ledger: LedgerSegments | None = None,
     ) -> None:
         if keep < 1:
             raise ValueError("keep at least one snapshot")
@@ -63,6 +65,9 @@ class Snapshotter:
         self.last_tick: int | None = None
         self.written: list[Path] = []
         self.last_write_s = 0.0
+        # The ledger streamed out (engine.io.ledger_segments): its segment is written before
+        # the snapshot that covers it, and the snapshot records the stream's mark.
+        self.ledger = ledger
 
     def due(self, service: Service, now: float) -> bool:
         """Whether a snapshot is due at the service's tick (the caller flushes its outputs
@@ -82,6 +87,8 @@ class Snapshotter:
         started = self.clock()
         service.book.compact(canonical=True)
         tick = service.state.tick
+        if self.ledger is not None:
+            extra = {**extra, "ledger": self.ledger.flush(service.book, tick)}
         path = write_snapshot(
             service.book, self.directory / snapshot_name(tick), {**service.extra(), **extra}
         )
@@ -97,6 +104,7 @@ class Snapshotter:
 class Recovery:
     path: Path | None = None
     skipped: list[str] = field(default_factory=list)  # why newer snapshots were not used
+    ledger: dict[str, Any] | None = None  # the ledger stream's mark (LedgerSegments.start)
 
 
 def restore(
@@ -134,4 +142,5 @@ def restore(
     path, book, extra = found
     service = Service(book, profile, config, states[path], **service_options)
     service.journal_position = int(extra.get("journal_position", 0))
-    return service, Recovery(path, skipped)
+    mark = extra.get("ledger")
+    return service, Recovery(path, skipped, mark if isinstance(mark, dict) else None)
