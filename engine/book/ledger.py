@@ -54,11 +54,16 @@ _COLUMNS = ("seq", "event_id", "debit", "credit", "amount", "reason")
 
 
 class Ledger:
-    """Columnar, growable, append-only. Postings are never edited or removed."""
+    """Columnar, growable, append-only. Postings are never edited or removed.
+
+    A streaming service moves its postings out at each checkpoint (engine.io.ledger_segments:
+    `take_all`): then memory holds only the postings since, `base` counts those before them,
+    and `seq` stays the posting's place in the whole ledger."""
 
     def __init__(self, capacity: int = 1024) -> None:
         self._cols = {name: np.zeros(max(capacity, 16), dtype=np.int64) for name in _COLUMNS}
         self._len = 0
+        self.base = 0  # postings moved out of memory before the first one held
 
     def __len__(self) -> int:
         return self._len
@@ -79,7 +84,7 @@ class Ledger:
         assert debit != credit, f"posting from account {debit} to itself"
         self._reserve(1)
         i = self._len
-        self._cols["seq"][i] = i
+        self._cols["seq"][i] = self.base + i
         self._cols["event_id"][i] = event_id
         self._cols["debit"][i] = debit
         self._cols["credit"][i] = credit
@@ -107,7 +112,7 @@ class Ledger:
         assert (debit_k != credit_k).all(), "posting from an account to itself"
         self._reserve(n)
         s = slice(self._len, self._len + n)
-        self._cols["seq"][s] = np.arange(self._len, self._len + n)
+        self._cols["seq"][s] = np.arange(self.base + self._len, self.base + self._len + n)
         self._cols["event_id"][s] = np.broadcast_to(
             np.asarray(event_id, dtype=np.int64), amount.shape
         )[keep]
@@ -134,7 +139,7 @@ class Ledger:
         assert (debit != credit).all(), "posting from an account to itself"
         self._reserve(n)
         s = slice(self._len, self._len + n)
-        self._cols["seq"][s] = np.arange(self._len, self._len + n)
+        self._cols["seq"][s] = np.arange(self.base + self._len, self.base + self._len + n)
         self._cols["event_id"][s] = event_id
         self._cols["debit"][s] = debit
         self._cols["credit"][s] = credit
@@ -147,6 +152,20 @@ class Ledger:
         (engine.service.rollback); postings are otherwise never edited or removed."""
         assert 0 <= length <= self._len, f"cannot shorten a ledger of {self._len} to {length}"
         self._len = length
+
+    def take_all(self) -> dict[str, np.ndarray]:
+        """The postings held (copies of their columns), moved out: memory keeps none, `base`
+        counts them (a checkpoint of a streamed ledger)."""
+        taken = {name: self.column(name).copy() for name in _COLUMNS}
+        self.restart(self.base + self._len)
+        return taken
+
+    def restart(self, base: int) -> None:
+        """Forget the postings held; the next one is the ledger's `base`-th (a restore that
+        continues a streamed ledger, engine.io.ledger_segments)."""
+        self._cols = {name: np.zeros(1024, dtype=np.int64) for name in _COLUMNS}
+        self._len = 0
+        self.base = base
 
     def column(self, name: str) -> np.ndarray:
         return self._cols[name][: self._len]

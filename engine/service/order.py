@@ -16,7 +16,24 @@ from typing import Any
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
 from engine.service import messages
+from engine.service.ingest import arrow_rows, is_arrow_batch
 from engine.service.ports import Record, Topics
+
+
+def _units(records: Sequence[Record], topics: Topics) -> Iterator[tuple[Record, Rejected | None]]:
+    """The records, a columnar batch of account events as one record per event
+    (engine.service.ingest.arrow_rows), or as itself with its refusal when unreadable."""
+    for record in records:
+        if record.topic == topics.account_events and is_arrow_batch(record.value):
+            try:
+                rows = arrow_rows(record)
+            except Rejected as exc:
+                yield record, exc
+                continue
+            for row in rows:
+                yield row, None
+        else:
+            yield record, None
 
 
 def tick_order(
@@ -28,18 +45,21 @@ def tick_order(
 ) -> Iterator[tuple[Record, Any]]:
     """The batch parsed, in the order a tick applies it: by event time across topics, ties
     by topic (account events before prices), partition, offset; each partition keeps its
-    offset order (a merge of the partitions by the event time of their next record). A
-    record that does not parse takes the event time of the record before it in its
+    offset order (a merge of the partitions by the event time of their next record); a
+    columnar batch record's events come out one by one, in row order, as records of their
+    own. A record that does not parse takes the event time of the record before it in its
     partition (the tick's opening event time for the first) and comes out as its
     Rejected. A live run and a replay cut the same batches, so they apply the same order.
     With collateral assets (a multi-asset profile), their events and prices parse as such."""
     queues: dict[tuple[int, str, int], list[tuple[int, Record, Any]]] = {}
-    for record in records:
+    for record, refused in _units(records, topics):
         events = record.topic == topics.account_events
         key = (0 if events else 1, record.topic, record.partition)
         queue = queues.setdefault(key, [])
         message: Any
         try:
+            if refused is not None:
+                raise refused
             assets = collateral_assets
             if events:
                 message = (
@@ -60,7 +80,10 @@ def tick_order(
             message, ts = exc, queue[-1][0] if queue else opening_ts
         queue.append((ts, record, message))
     for queue in queues.values():
-        assert all(a[1].offset < b[1].offset for a, b in zip(queue, queue[1:], strict=False))
+        assert all(
+            (a[1].offset, a[1].row) < (b[1].offset, b[1].row)
+            for a, b in zip(queue, queue[1:], strict=False)
+        )
     heads = [(queue[0][0], key, queue[0][1].offset, 0) for key, queue in queues.items()]
     heapq.heapify(heads)
     while heads:

@@ -77,8 +77,9 @@ def topic_of_event(topics: Topics, kind: str) -> str:
 
 
 def rejected_doc(record: Record, exc: Rejected) -> dict[str, Any]:
-    """A dead letter: the reason, and where the record was and its bytes (base64)."""
-    return {
+    """A dead letter: the reason, and where the record was and its bytes (base64); for one
+    event of a columnar batch record, also its `row`, and the bytes are that event's."""
+    doc = {
         "kind": "rejected",
         "reason": exc.reason,
         "detail": exc.detail,
@@ -88,6 +89,9 @@ def rejected_doc(record: Record, exc: Rejected) -> dict[str, Any]:
         "key": None if record.key is None else base64.b64encode(record.key).decode(),
         "value": base64.b64encode(record.value).decode(),
     }
+    if record.row >= 0:
+        doc["row"] = record.row
+    return doc
 
 
 def margin_call_doc(

@@ -15,13 +15,16 @@ from typing import NamedTuple, Protocol
 
 
 class Record(NamedTuple):
-    """One input record: where it was read (topic, partition, offset) and its bytes."""
+    """One input record: where it was read (topic, partition, offset) and its bytes. `row`
+    >= 0: one event of a columnar batch record (engine.service.ingest.arrow_rows), its row
+    in the batch, with that event alone as its value."""
 
     topic: str
     partition: int
     offset: int
     key: bytes | None
     value: bytes
+    row: int = -1
 
 
 class Output(NamedTuple):

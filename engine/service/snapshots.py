@@ -21,6 +21,7 @@ from typing import Any
 from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
+from engine.io.ledger_segments import LedgerSegments
 from engine.io.snapshot import (
     SUFFIX,
     SnapshotError,
@@ -53,6 +54,7 @@ class Snapshotter:
         every_ticks: int = 0,
         keep: int = KEEP_DEFAULT,
         clock: Callable[[], float] = time.monotonic,
+        ledger: LedgerSegments | None = None,
     ) -> None:
         if keep < 1:
             raise ValueError("keep at least one snapshot")
@@ -66,6 +68,9 @@ class Snapshotter:
         self.last_tick: int | None = None
         self.written: list[Path] = []
         self.last_write_s = 0.0
+        # The ledger streamed out (engine.io.ledger_segments): its segment is written before
+        # the snapshot that covers it, and the snapshot records the stream's mark.
+        self.ledger = ledger
 
     def due(self, service: Service, now: float) -> bool:
         """Whether a snapshot is due at the service's tick (the caller flushes its outputs
@@ -85,6 +90,8 @@ class Snapshotter:
         started = self.clock()
         service.book.compact(canonical=True)
         tick = service.state.tick
+        if self.ledger is not None:
+            extra = {**extra, "ledger": self.ledger.flush(service.book, tick)}
         saved = service.extra()
         models = models_to_extra(service.models)
         if models is not None:
@@ -102,6 +109,7 @@ class Snapshotter:
 class Recovery:
     path: Path | None = None
     skipped: list[str] = field(default_factory=list)  # why newer snapshots were not used
+    ledger: dict[str, Any] | None = None  # the ledger stream's mark (LedgerSegments.start)
 
 
 def restore(
@@ -141,4 +149,5 @@ def restore(
     path, book, extra = found
     service = Service(book, profile, config, states[path], models=models[path], **service_options)
     service.journal_position = int(extra.get("journal_position", 0))
-    return service, Recovery(path, skipped)
+    mark = extra.get("ledger")
+    return service, Recovery(path, skipped, mark if isinstance(mark, dict) else None)

@@ -99,6 +99,7 @@ from engine.risk.incremental import IncrementalSweep
 from engine.service import messages
 from engine.service.event_batch import apply_account_records
 from engine.service.exchange_outputs import call_outcome_doc, deadline_call_doc, reduction_doc
+from engine.service.ingest import is_arrow_batch
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
 from engine.service.order import tick_order
 from engine.service.outputs import (
@@ -207,6 +208,7 @@ class Service:
             if batchable and (
                 isinstance(message, Rejected | Deposit | Withdraw | Fill | LeverageChange)
                 and record.topic == topics.account_events
+                and not is_arrow_batch(record.value)  # an unreadable columnar batch: below
             ):
                 # A run of account events: applied together (engine.service.event_batch:
                 # the C batch path, or one by one), after the prices before it took effect.

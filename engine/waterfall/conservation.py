@@ -1,4 +1,5 @@
-"""The auditor: rebuilds every balance from the ledger and checks that money was conserved.
+"""The auditor: rebuilds every balance from the ledger and checks that money was conserved
+(`audit`, the whole ledger; `audit_since`, a streamed ledger from its last checkpoint).
 
 Checks, each failing loudly with the offending ids:
 - every trader, fund and house balance equals its credits minus debits in the ledger;
@@ -97,3 +98,66 @@ def audit(book: Book, *, closed: bool = False) -> AuditReport:
                 f" != opening cost {book.opening_position_cost}"
             )
     return AuditReport(book.n_accounts, len(book.ledger), net_external, held)
+
+
+# ----- the checkpointed audit: a streamed ledger (engine.io.ledger_segments) ----------------
+@dataclass(frozen=True)
+class Checkpoint:
+    """Every balance when the ledger's postings so far left memory: account ids (sorted)
+    with their balances, and the house accounts'."""
+
+    account_id: np.ndarray
+    balance: np.ndarray
+    house_balance: dict[int, int]
+
+    @classmethod
+    def of_book(cls, book: Book) -> Checkpoint:
+        order = np.argsort(book.account_id, kind="stable")
+        return cls(
+            book.account_id[order].copy(), book.balance[order].copy(), dict(book.house_balance)
+        )
+
+
+def audit_since(book: Book, checkpoint: Checkpoint) -> AuditReport:
+    """`audit` for a book whose ledger holds only the postings since `checkpoint`: each
+    balance, house accounts included, is its balance at the checkpoint plus its credits
+    minus debits since, and all balances still sum to zero. (The full-ledger `audit` stays
+    the batch jobs' check.)"""
+    ids, net = book.ledger.net_by_account()
+    expected = _house_nets(book)
+    for house, balance in book.house_balance.items():
+        was = checkpoint.house_balance.get(house, 0)
+        if was + expected[house] != balance:
+            raise ConservationError(
+                f"house account {house}: balance {balance} but checkpoint {was} + ledger"
+                f" since {expected[house]}"
+            )
+    rows = book.index.rows(ids[ids >= 0])
+    if (rows < 0).any():
+        raise ConservationError(f"ledger names unknown accounts {ids[ids >= 0][rows < 0][:10]}")
+    since = np.zeros(book.n_accounts, dtype=np.int64)
+    since[rows] = net[ids >= 0]
+    at = np.searchsorted(checkpoint.account_id, book.account_id)
+    at = np.minimum(at, max(len(checkpoint.account_id) - 1, 0))
+    known = (
+        checkpoint.account_id[at] == book.account_id
+        if len(checkpoint.account_id)
+        else np.zeros(book.n_accounts, dtype=bool)
+    )
+    opening = np.where(known, checkpoint.balance[at] if len(checkpoint.balance) else 0, 0)
+    wrong = np.nonzero(opening + since != book.balance)[0]
+    if len(wrong):
+        shown = book.account_id[wrong[:10]].tolist()
+        raise ConservationError(
+            f"balances differ from the checkpoint plus the ledger for accounts {shown}"
+        )
+    gone = np.setdiff1d(checkpoint.account_id, book.account_id)
+    if len(gone):
+        raise ConservationError(f"accounts {gone[:10].tolist()} left the book")
+    held = exact_sum(book.balance) + sum(v for k, v in book.house_balance.items() if k != EXTERNAL)
+    net_external = -book.house_balance[EXTERNAL]
+    if held != net_external:
+        raise ConservationError(
+            f"money not conserved: held {held} != opening + deposits - withdrawals {net_external}"
+        )
+    return AuditReport(book.n_accounts, book.ledger.base + len(book.ledger), net_external, held)
