@@ -34,7 +34,11 @@ from engine.cli.inputs import (
     warning_rate,
 )
 from engine.cli.outcome import Outcome
-from engine.exchange.batch import ExchangeInputs, add_exchange_arguments, print_exchange_summary
+from engine.reports.exchange_batch import (
+    ExchangeInputs,
+    add_exchange_arguments,
+    print_exchange_summary,
+)
 from engine.reports.liquidation_report import liquidation_tick
 from engine.waterfall.events import EVENT_KINDS, WaterfallResult
 from engine.waterfall.profile import DEFAULT_PROFILE, PROFILES_DIR, Profile, ProfileError

@@ -28,8 +28,12 @@ from engine.cli.inputs import (
     warning_rate,
 )
 from engine.cli.outcome import Outcome
-from engine.exchange.batch import ExchangeInputs, add_exchange_arguments, print_exchange_summary
 from engine.reports.customers import StatusTally
+from engine.reports.exchange_batch import (
+    ExchangeInputs,
+    add_exchange_arguments,
+    print_exchange_summary,
+)
 from engine.reports.risk_report import write_risk_report
 
 WARNING_LEVEL_DEFAULT = "0.8"

@@ -36,7 +36,7 @@ from engine.book.fixed import RATE_SCALE
 from engine.book.ledger import EXTERNAL, Reason
 from engine.book.limits import BALANCE_MAX
 from engine.book.reasons import RejectReason
-from engine.waterfall.profile import CollateralAssetRule, CollateralRules
+from engine.collateral.rules import CollateralAssetRule, CollateralRules
 
 ASSET_LEDGER_KINDS = ("deposit", "withdraw", "sale")
 

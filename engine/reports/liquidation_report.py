@@ -20,7 +20,7 @@ refused):
   `house`: true for house accounts (the fund), which are not customers
   (engine.reports.customers).
 - margin_calls.parquet, price_limits.parquet, forced_reductions.parquet: with the futures
-  exchange inputs or conventions (engine.exchange.batch), what they did.
+  exchange inputs or conventions (engine.reports.exchange_batch), what they did.
 - insurance.parquet: one row: the fund's balance and equity before and after the tick, the
   waterfall's totals (fees, takeover surplus, payouts, ADL shortfall / taken / overshoot,
   socialized, unallocated, debt kept), the fund's own state after the tick (status,
@@ -45,7 +45,14 @@ from engine.book.book import Book
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
-from engine.exchange.batch import (
+from engine.exchange.exchange_tick import ExchangeTickResult, exchange_tick
+from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
+from engine.io.ledger_export import ledger_to_arrow
+from engine.io.model_inputs import model_book, needs_models
+from engine.reports.customers import FundState, StatusTally, fund_state, status_tally
+from engine.reports.decimals import money_array
+from engine.reports.event_tables import events_table
+from engine.reports.exchange_batch import (
     ExchangeInputs,
     ExchangeRun,
     forced_reductions_table,
@@ -54,13 +61,6 @@ from engine.exchange.batch import (
     prepare,
     price_limits_table,
 )
-from engine.exchange.exchange_tick import ExchangeTickResult, exchange_tick
-from engine.io.book_inputs import book_from_inputs, nets_to_zero, read_book_inputs
-from engine.io.ledger_export import ledger_to_arrow
-from engine.io.model_inputs import model_book, needs_models
-from engine.reports.customers import FundState, StatusTally, fund_state, status_tally
-from engine.reports.decimals import money_array
-from engine.reports.event_tables import events_table
 from engine.reports.model_tables import with_model_columns
 from engine.reports.out_dir import write_tables_whole
 from engine.reports.risk_tables import risk_tables

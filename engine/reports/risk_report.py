@@ -14,7 +14,10 @@ from pathlib import Path
 
 from engine.book.book import Book
 from engine.book.instruments import InstrumentTable
-from engine.exchange.batch import (
+from engine.io.book_inputs import book_from_inputs, read_book_inputs
+from engine.io.model_inputs import model_book, needs_models
+from engine.reports.customers import StatusTally, status_tally
+from engine.reports.exchange_batch import (
     ExchangeInputs,
     ExchangeRun,
     input_digests,
@@ -22,9 +25,6 @@ from engine.exchange.batch import (
     prepare,
     price_limits_table,
 )
-from engine.io.book_inputs import book_from_inputs, read_book_inputs
-from engine.io.model_inputs import model_book, needs_models
-from engine.reports.customers import StatusTally, status_tally
 from engine.reports.model_tables import with_model_columns
 from engine.reports.out_dir import write_tables_whole
 from engine.reports.risk_tables import risk_tables
@@ -61,7 +61,7 @@ def write_risk_report(
     with the run's metadata (engine.reports.run_info; `command` defaults to sys.argv).
     With a `profile` that selects risk models (engine.waterfall.models), collateral files or
     isolated positions, the book carries the models' inputs and the accounts table their
-    columns (engine.reports.model_tables). With `exchange` inputs (engine.exchange.batch)
+    columns (engine.reports.model_tables). With `exchange` inputs (engine.reports.exchange_batch)
     the marks are clamped to the day's price limits and margin changes are installed first
     (with the profile's grace for margin calls); margin_calls and price_limits tables are
     written too."""

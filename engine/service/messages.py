@@ -62,10 +62,10 @@ from engine.book.limits import (
     VALUE_MAX,
 )
 from engine.book.reasons import RejectReason
+from engine.collateral.rules import CollateralAssetRule
 from engine.exchange.account_classes import class_code
 from engine.exchange.margin_change import MarginChange, parse_margin_change
 from engine.margin.assets import AssetTable
-from engine.waterfall.profile import CollateralAssetRule
 
 SCHEMA_VERSION = 1
 VALUE_BYTES_MAX = 64 * 1024

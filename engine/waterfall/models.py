@@ -1,6 +1,6 @@
 """The risk models a profile selects beyond cross USDT-margined accounts, and their hooks
 into a tick: multi-asset collateral (`[collateral]`, engine.collateral), FX stop-out
-(`[stop_out]`, engine.fx.stop_out) and isolated positions with auto-add margin
+(`[stop_out]`, engine.waterfall.stop_out) and isolated positions with auto-add margin
 (`[isolated]`, engine.risk.isolated_margin).
 
 `Models` holds their state beside a book (the collateral holdings, the isolated
@@ -21,10 +21,10 @@ import numpy as np
 from engine.book.book import Book
 from engine.book.ledger import Reason
 from engine.collateral.holdings import CollateralBook
-from engine.fx.stop_out import margin_level_status
 from engine.risk.isolated_margin import IsolatedRegistry
 from engine.waterfall.events import WaterfallResult
 from engine.waterfall.profile import Profile
+from engine.waterfall.stop_out import margin_level_status
 from engine.waterfall.takeover import liquidation_order
 
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from engine.book.fixed import RATE_SCALE, FixedPointError, parse_decimal, to_rate
 from engine.book.limits import INT64_MAX, RESERVED_ACCOUNT_BASE, RESERVED_ACCOUNT_SPAN
-from engine.exchange.rules import ExchangeRules, ExchangeRulesError, parse_exchange_rules
+from engine.collateral.rules import COLLATERAL_SALES, CollateralAssetRule, CollateralRules
+from engine.waterfall.exchange_rules import ExchangeRules, ExchangeRulesError, parse_exchange_rules
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "data" / "profiles"
 DEFAULT_PROFILE = "binance-like"
@@ -67,7 +68,7 @@ class Profile:
     # that model is "asset_liability" (engine.margin), else None.
     model: str = "futures"
     asset_liability: AssetLiabilityRules | None = None
-    # Futures exchange conventions, the `[exchange]` section (engine.exchange.rules).
+    # Futures exchange conventions, the `[exchange]` section (engine.waterfall.exchange_rules).
     exchange: ExchangeRules = ExchangeRules()
 
     def fund_floor_units(self, money_decimals: int) -> int:
@@ -183,26 +184,11 @@ class Profile:
 
 
 # ----- risk models the profile selects: [collateral], [stop_out], [isolated] -------------
-# Multi-asset collateral (engine.collateral), FX stop-out (engine.fx.stop_out) and isolated
+# Multi-asset collateral (engine.collateral), FX stop-out (engine.waterfall.stop_out) and isolated
 # positions with auto-add margin (engine.risk.isolated_margin). Each section is optional; a
 # section present with `enabled = false` is the same as none.
-COLLATERAL_SALES = ("haircut_value",)
 ISOLATED_SUBACCOUNT_BASE_DEFAULT = 2**61
 AUTO_ADD_TARGETS = ("initial", "maintenance")
-
-
-@dataclass(frozen=True)
-class CollateralAssetRule:
-    symbol: str
-    qty_step: Decimal  # the asset's quantity grid (balances are integer steps)
-    price_step: Decimal  # its price grid, in the money currency per whole asset
-    haircut: int  # over RATE_SCALE, in [0, 1): the asset counts at price x (1 - haircut)
-
-
-@dataclass(frozen=True)
-class CollateralRules:
-    assets: tuple[CollateralAssetRule, ...]
-    sale: str  # what a takeover does with the collateral: "haircut_value" (sold at it)
 
 
 @dataclass(frozen=True)

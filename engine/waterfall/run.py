@@ -24,13 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from engine.book.book import STATUS_LIQUIDATE, Book
-from engine.fx.stop_out import stop_out_accounts
 from engine.waterfall.adl import run_adl
 from engine.waterfall.events import EventLog, WaterfallResult
 from engine.waterfall.fund import fund_shortfall, unwind_fund
 from engine.waterfall.models import Models, model_sweep, prepare_takeovers, uses_models
 from engine.waterfall.profile import Profile, reserved_mask
 from engine.waterfall.socialize import socialize_loss
+from engine.waterfall.stop_out import stop_out_accounts
 from engine.waterfall.takeover import liquidate_account, liquidate_in_runs, liquidation_order
 
 

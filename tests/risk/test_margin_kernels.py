@@ -110,7 +110,7 @@ def books(draw: st.DrawFn, extremes: bool = False) -> dict:
         if draw(st.integers(0, 2)) == 0:
             pc_max = 2**62 if extremes else 10**12
             mm_pc = draw(st.integers(1, pc_max))
-            im_pc = draw(st.sampled_from([0, mm_pc, 2 * mm_pc]))
+            im_pc = draw(st.sampled_from([0, mm_pc, min(2 * mm_pc, ref.INT64_MAX)]))
             for tier in inst_tiers:
                 tier.mm_per_contract, tier.im_per_contract = mm_pc, im_pc
         tiers.append(inst_tiers)

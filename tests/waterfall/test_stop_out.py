@@ -19,11 +19,11 @@ from engine.book.book import (
     Book,
 )
 from engine.book.instruments import InstrumentTable
-from engine.fx.stop_out import margin_level_status
 from engine.waterfall.conservation import audit
 from engine.waterfall.models import model_sweep
 from engine.waterfall.profile import Profile, ProfileError, StopOutRules
 from engine.waterfall.run import run_waterfall
+from engine.waterfall.stop_out import margin_level_status
 
 DATA = Path(__file__).resolve().parents[2] / "engine" / "data" / "fx"
 USD = 100  # money_decimals 2: one unit is a cent
