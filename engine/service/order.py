@@ -15,7 +15,7 @@ from typing import Any
 
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
-from engine.service import messages
+from engine.service import isolated_events, messages
 from engine.service.ingest import arrow_rows, is_arrow_batch
 from engine.service.ports import Record, Topics
 
@@ -63,8 +63,17 @@ def tick_order(
             assets = collateral_assets
             if events:
                 message = (
-                    assets and messages.parse_collateral_event(record.value, record.key, assets)
-                ) or messages.parse_account_event(record.value, record.key, instruments)
+                    (
+                        isolated_events.might_be_isolated(record.value)
+                        and isolated_events.parse_isolated_event(
+                            record.value, record.key, instruments
+                        )
+                    )
+                    or (
+                        assets and messages.parse_collateral_event(record.value, record.key, assets)
+                    )
+                    or messages.parse_account_event(record.value, record.key, instruments)
+                )
             else:
                 # A parameter message (engine.exchange) carries a `type`; a price does not.
                 parse = (

@@ -96,7 +96,7 @@ from engine.book.reasons import RejectReason
 from engine.exchange.exchange_tick import ExchangeState, ExchangeTickResult, exchange_tick
 from engine.exchange.margin_change import apply_margin_change
 from engine.risk.incremental import IncrementalSweep
-from engine.service import messages
+from engine.service import isolated_events, messages
 from engine.service.event_batch import apply_account_records
 from engine.service.exchange_outputs import call_outcome_doc, deadline_call_doc, reduction_doc
 from engine.service.ingest import is_arrow_batch
@@ -260,6 +260,8 @@ class Service:
                 self._step(out, stats, pending, collateral)
                 pending, collateral = {}, {}
             try:
+                if isinstance(message, isolated_events.IsolatedFill):  # to its sub-accounts
+                    message = isolated_events.resolve_fill(self.models.isolated, message)
                 self._apply_event(record, message)
                 tick_ts = max(tick_ts, message.ts)
                 stats.account_events += 1
@@ -374,6 +376,8 @@ class Service:
             assert collateral is not None, "collateral events parse only with [collateral]"
             move = collateral.withdraw if event.withdraw else collateral.deposit
             move(event.account, event.asset, event.qty, event.event_id)
+        elif isinstance(event, isolated_events.IsolatedMargin):
+            isolated_events.apply_isolated_margin(book, self.models.isolated, event)
         elif isinstance(event, messages.AccountClassChange):
             book.row_of(event.account)  # the account must exist (unknown_account)
             self.exchange.classes.set(event.account, event.account_class)
