@@ -9,9 +9,11 @@ A tick takes a batch of records (topic, partition, offset, key, value bytes):
    refused when they name a house account (`reserved_account`), then applied through
    engine.margin.operations: asset_deposit, asset_withdraw and borrow (these two refused
    below the call level: `insufficient_margin`), repay.
-2. asset prices, in batch order: validated (parse_asset_price), `stale_sequence` unless
-   seq rises per asset; the last accepted price per asset becomes its price. (No price band
-   here: a house that wants one screens the price stream first.)
+2. asset prices, in batch order: validated (parse_asset_price), then the instrument
+   prices' rule (engine.service.price_screen: `stale_sequence` unless seq rises per asset,
+   a first price and a move beyond `band_rate` of the asset's price as the tick opened held
+   until `band_confirm` prices confirm it); the last accepted price per asset becomes its
+   price.
 3. the sweep (the native kernel, engine.margin.ratio), once every asset held or owed has a
    price; an account entering margin call (or worse) gets one `margin_call` output on the
    margin-calls topic, with its collateral value, liability value and ratio.
@@ -43,6 +45,7 @@ from engine.margin.ratio import STATUS_LIQUIDATE, STATUS_MARGIN_CALL, ratio_text
 from engine.service import messages
 from engine.service.outputs import TickOutputs, fund_doc, rejected_doc, topic_of_event
 from engine.service.ports import Output, Record, tp_name
+from engine.service.price_screen import PriceScreen
 from engine.service.state import ServiceConfig, ServiceState, TickStats
 from engine.waterfall.events import Event, WaterfallResult
 from engine.waterfall.profile import Profile, is_reserved
@@ -67,6 +70,8 @@ class AssetLiabilityService:
         self.rules = profile.asset_liability
         self.config = config or ServiceConfig()
         self.state = state or ServiceState()
+        # The instrument prices' band rule, on the assets' prices (engine.service.price_screen).
+        self.screen = PriceScreen(self.state, self.config)
         self.last_result: WaterfallResult | None = None
         self.last_stats = TickStats()
         # The journal position saved with the snapshot this service was restored from.
@@ -105,18 +110,17 @@ class AssetLiabilityService:
                 stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
                 out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
         accepted: dict[int, messages.AssetPrice] = {}
+        self.screen.open_tick(np.where(self.book.price_set, self.book.price, 0).tolist())
         for record in prices:
             try:
                 update = messages.parse_asset_price(record.value, record.key, assets)
-                last = state.last_price_seq.get(update.symbol, -1)
-                if update.seq <= last:
-                    raise Rejected(
-                        RejectReason.STALE_SEQUENCE,
-                        f"{update.symbol}: seq {update.seq} is not above {last}",
-                    )
-                state.last_price_seq[update.symbol] = update.seq
-                accepted[update.asset] = update
-                tick_ts = max(tick_ts, update.ts)
+                if self.screen.accept(
+                    update.symbol, update.asset, update.ts, update.seq, update.price
+                ):
+                    accepted[update.asset] = update
+                    tick_ts = max(tick_ts, update.ts)
+                else:
+                    stats.prices_held += 1
                 stats.prices += 1
             except Rejected as exc:
                 stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1

@@ -225,8 +225,10 @@ class Service:
                 continue
             if isinstance(message, messages.CollateralPrice):
                 try:
-                    self._collateral_price(message, collateral)
-                    tick_ts = max(tick_ts, message.ts)
+                    if self._collateral_price(message, collateral):
+                        tick_ts = max(tick_ts, message.ts)
+                    else:
+                        stats.prices_held += 1
                     stats.prices += 1
                 except Rejected as exc:
                     self._dead_letter(out, stats, record, exc)
@@ -563,16 +565,23 @@ class Service:
 
     def _collateral_price(
         self, update: messages.CollateralPrice, accepted: dict[str, messages.CollateralPrice]
-    ) -> None:
-        """A collateral price: its seq must rise per symbol; the last one of a tick counts."""
-        last_seq = self.state.last_price_seq.get(update.symbol, -1)
-        if update.seq <= last_seq:
-            raise Rejected(
-                RejectReason.STALE_SEQUENCE,
-                f"{update.symbol}: seq {update.seq} is not above {last_seq}",
+    ) -> bool:
+        """A collateral price under the instrument prices' rule (_guarded_price; its asset
+        numbered after the instruments, its reference its price as the tick opened); the
+        last accepted one of a step counts. False: held by the band."""
+        collateral = self.models.collateral
+        assert collateral is not None, "collateral prices parse only with [collateral]"
+        index = len(self.book.instruments) + collateral.asset(update.symbol)
+        if len(self._opening_mark) <= index:  # the tick's first: the assets' opening prices
+            opening = [0 if p is None else p for p in collateral.price]
+            self._opening_mark = np.append(
+                self._opening_mark[: len(self.book.instruments)], opening
             )
-        self.state.last_price_seq[update.symbol] = update.seq
+        price = PriceUpdate(update.symbol, index, update.ts, update.seq, update.price, 0)
+        if self._guarded_price(price) is None:
+            return False
         accepted[update.symbol] = update
+        return True
 
     def _marks_ready(self) -> bool:
         book = self.book

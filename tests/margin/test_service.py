@@ -13,16 +13,19 @@ from engine.margin.liquidation import open_fund
 from engine.service import messages
 from engine.service.asset_liability_tick import AssetLiabilityService
 from engine.service.ports import Record
+from engine.service.state import ServiceConfig
 from engine.waterfall.profile import Profile
 from tests.margin.test_worked_examples import SECURITIES
 
 
 class Stream:
-    def __init__(self) -> None:
+    def __init__(self, config: ServiceConfig | None = None) -> None:
         profile = Profile.shipped("securities-margin")
         book = AssetBook(SECURITIES)
         open_fund(book, profile, 100_000)  # 1,000 yuan
-        self.service = AssetLiabilityService(book, profile)
+        # No band unless asked: the worked example's moves are beyond it.
+        config = ServiceConfig(band_rate=0) if config is None else config
+        self.service = AssetLiabilityService(book, profile, config)
         self.offset = 0
         self.event_id = 0
 

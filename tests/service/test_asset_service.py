@@ -55,7 +55,7 @@ def _files(tmp_path: Path) -> tuple[Path, Path]:
 def _config(tmp_path: Path, name: str, **kw: Any) -> ServeConfig:
     events, prices = _files(tmp_path)
     return ServeConfig(
-        service=ServiceConfig(),
+        service=ServiceConfig(band_rate=0),  # the example's moves are beyond the band
         profile="securities-margin",
         assets=ASSETS,
         fund="1000",
