@@ -34,7 +34,7 @@ Schemas (schema version `v` = 1; see docs/service.md for examples):
   collateral_withdraw {account, asset, qty} (qty on the asset's qty_step);
   account_class {account, class: proprietary | brokerage}.
 - a collateral price: a price message whose symbol is a `[collateral]` asset, with
-  `mark_price` on the asset's price_step (no index; no band).
+  `mark_price` on the asset's price_step (no index), banded as an instrument's.
 - parameter messages on the prices topic (key: the symbol), told from prices by their
   `type`: margin_change {symbol, ts, tiers} and settlement_price {symbol, ts,
   settlement_price} (engine.exchange).
