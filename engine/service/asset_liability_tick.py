@@ -24,8 +24,9 @@ Every rejected record is dead-lettered with its reason and changes no state (eac
 operation checks everything before it writes). `extra()` is what a snapshot carries beside
 the book (the ServiceState) and `last_stats` what the tick did, for metrics: the driver
 (engine.service.driver) runs this service as the futures one (engine.service.asset_service).
-Daily interest and the call clock are the settlement's (engine.margin.settle), called
-between ticks by whoever runs the service.
+Daily interest and the call clock: a `settlement` message on the prices topic
+(engine.service.asset_settlement) settles the day where it stands among the prices, at the
+prices accepted before it; the tick's sweep then sees the call clock.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from engine.margin.accounts import AssetBook
 from engine.margin.liquidation import liquidate
 from engine.margin.ratio import STATUS_LIQUIDATE, STATUS_MARGIN_CALL, ratio_text, sweep
 from engine.service import messages
+from engine.service.asset_settlement import Settlement, is_settlement, parse_settlement, settle
 from engine.service.outputs import TickOutputs, fund_doc, rejected_doc, topic_of_event
 from engine.service.ports import Output, Record, tp_name
 from engine.service.price_screen import PriceScreen
@@ -113,6 +115,14 @@ class AssetLiabilityService:
         self.screen.open_tick(np.where(self.book.price_set, self.book.price, 0).tolist())
         for record in prices:
             try:
+                if is_settlement(record.value):  # at the prices before it (asset_settlement)
+                    self._set_prices(accepted)
+                    accepted = {}
+                    settlement = parse_settlement(record.value, record.key, assets)
+                    self._settle(settlement)
+                    tick_ts = max(tick_ts, settlement.ts)
+                    stats.prices += 1
+                    continue
                 update = messages.parse_asset_price(record.value, record.key, assets)
                 if self.screen.accept(
                     update.symbol, update.asset, update.ts, update.seq, update.price
@@ -126,9 +136,7 @@ class AssetLiabilityService:
                 stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
                 out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
         state.tick_ts = tick_ts
-        for asset, update in sorted(accepted.items()):
-            self.book.set_price(asset, update.price)
-            state.mark_seq[update.symbol] = update.seq
+        self._set_prices(accepted)
         if self._priced():
             self._risk(out, stats)
         stats.outputs = out.counts
@@ -159,6 +167,19 @@ class AssetLiabilityService:
             assert event.kind == "repay", event.kind
             operations.repay(book, event.account, event.asset, event.amount)
         self.state.last_event_id[name] = event.event_id
+
+    def _set_prices(self, accepted: dict[int, messages.AssetPrice]) -> None:
+        for asset, update in sorted(accepted.items()):
+            self.book.set_price(asset, update.price)
+            self.state.mark_seq[update.symbol] = update.seq
+
+    def _settle(self, settlement: Settlement) -> None:
+        if not self._priced():
+            raise Rejected(
+                RejectReason.NO_MARK, "settlement before every asset held or owed has a price"
+            )
+        assert self.rules is not None
+        settle(self.state, self.book, self.rules, settlement)
 
     def _priced(self) -> bool:
         used = self.book.held.any(axis=1) | self.book.owed.any(axis=1)
