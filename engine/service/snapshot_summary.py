@@ -5,7 +5,8 @@ house accounts, the marks and, when every instrument with positions has a mark, 
 customers by margin status at those marks and the insurance fund's own status. House
 accounts (ids from 2^62 up, the profile's fund and unwind accounts) are never counted as
 customers (engine.reports.customers). A file that fails its checksum is rejected
-(`invalid_snapshot`). `clearing inspect` prints these lines.
+(`invalid_snapshot`). `clearing inspect` prints these lines. An asset-liability service's
+snapshot is described by engine.service.asset_snapshot_summary.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from engine.book.ledger import HOUSE_ACCOUNTS
 from engine.book.reasons import RejectReason
 from engine.io.snapshot import SnapshotError, read_snapshot
 from engine.reports.customers import customer_mask, fund_state, status_tally
+from engine.service.asset_snapshot_summary import is_asset_snapshot, summarize_assets
 from engine.waterfall.profile import Profile
 
 
@@ -27,6 +29,8 @@ def summarize(path: Path, profile: Profile | None = None) -> list[str]:
     """The snapshot at `path` described line by line; `profile` names the house accounts
     (default: the shipped profile)."""
     profile = Profile.shipped() if profile is None else profile
+    if is_asset_snapshot(path):  # an asset-liability service's
+        return summarize_assets(path, profile)
     try:
         book, extra = read_snapshot(path)
     except SnapshotError as exc:

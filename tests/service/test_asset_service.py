@@ -14,6 +14,7 @@ import pytest
 
 from engine.book.errors import Rejected
 from engine.cli import serve as serve_cli
+from engine.cli.main import main
 from engine.io.asset_liability_inputs import book_from_files
 from engine.io.asset_snapshot import read_asset_snapshot, write_asset_snapshot
 from engine.io.snapshot import SnapshotError
@@ -24,6 +25,7 @@ from engine.margin.liquidation import liquidate, open_fund
 from engine.margin.ratio import STATUS_OK, sweep
 from engine.service import messages
 from engine.service.app import ServeConfig, serve
+from engine.service.snapshot_summary import summarize
 from engine.service.state import ServiceConfig
 from engine.waterfall.profile import Profile
 
@@ -167,3 +169,28 @@ def test_asset_snapshots_round_trip_with_a_deficit(tmp_path: Path) -> None:
     (tmp_path / "c.arrow").write_bytes(bytes(data))
     with pytest.raises(SnapshotError):
         read_asset_snapshot(tmp_path / "c.arrow")
+
+
+def test_inspect_reads_an_asset_liability_snapshot(tmp_path: Path) -> None:
+    # Stopped after the margin call (tick 5): price 6.49, account 1 called at 129.8%.
+    serve(_config(tmp_path, "inspect", max_ticks=5), log=lambda _: None)
+    path = tmp_path / "inspect/snap/tick-000000000005.arrow"
+    lines = summarize(path, Profile.shipped("securities-margin"))
+    text = "\n".join(lines)
+    assert lines[1] == "model        asset-liability"
+    assert "tick         5 (event time 1004 ms)" in lines
+    assert "  SH600000   6.49 (seq 5); held 2000, owed 0, interest 0" in lines
+    assert "  CNY        1.00; held 1000.00, owed 10000.00, interest 0.00"  # the fund's in lines
+    assert f"fund         {FUND}: 1000.00" in lines
+    assert "margin calls 1 accounts" in lines
+    assert "lowest ratio 1.2980 (1 customers owe)" in lines
+    assert "status       ok 0, margin_call 1, liquidate 0, bankrupt 0" in text
+    # Through the command, with the default profile: no status tally, the rest the same.
+    code = main(["inspect", str(path)])
+    assert code == 0
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    (tmp_path / "bad.arrow").write_bytes(bytes(data))
+    with pytest.raises(Rejected) as refused:
+        summarize(tmp_path / "bad.arrow")
+    assert refused.value.reason == "invalid_snapshot"
