@@ -1,4 +1,5 @@
-"""`clearing serve`: the streaming service.
+"""`clearing serve`: the streaming service. (Over 400 lines: one table of every option with
+its help, and their precedence rules, kept together.)
 
 With --bootstrap-servers it reads `prices` and `account-events` from Kafka and publishes
 `liquidations`, `adl`, `margin-calls`, `insurance` and `dead-letter`. Without a broker it
@@ -152,6 +153,12 @@ GROUPS: dict[str, list[Setting]] = {
             int,
         ),
         Setting("batch_records", None, "records per partition per tick", int),
+        Setting(
+            "max_events_per_tick",
+            None,
+            "account-event records per tick at most, the rest wait (prices never do)",
+            int,
+        ),
         Setting("full_sweep", False, "sweep every account every tick", None),
         Setting(
             "no_fill_checks",
@@ -165,6 +172,19 @@ GROUPS: dict[str, list[Setting]] = {
         Setting("snapshot_interval", 30.0, "seconds between snapshots (0: off)", float),
         Setting("snapshot_every_ticks", 0, "ticks between snapshots (0: off)", int),
         Setting("snapshots_keep", KEEP_DEFAULT, "snapshots kept on disk", int),
+        Setting(
+            "ledger_dir",
+            None,
+            "stream the ledger here as Parquet segments at each snapshot"
+            " (default: SNAPSHOT_DIR/ledger)",
+            out_directory,
+        ),
+        Setting(
+            "ledger_in_memory",
+            False,
+            "keep the whole ledger in memory, no segments (memory grows with the run)",
+            None,
+        ),
     ],
     "operation": [
         Setting("metrics_port", None, "serve /metrics, /healthz, /readyz here (0: any free)", int),
@@ -332,6 +352,9 @@ def config_from(v: Mapping[str, Any], kafka: Mapping[str, str]) -> ServeConfig:
         snapshot_interval_s=v["snapshot_interval"],
         snapshot_every_ticks=v["snapshot_every_ticks"],
         snapshots_keep=v["snapshots_keep"],
+        ledger_dir=v["ledger_dir"],
+        ledger_in_memory=v["ledger_in_memory"],
+        max_events_per_tick=v["max_events_per_tick"],
         metrics_port=v["metrics_port"],
         metrics_host=v["metrics_host"],
         status_every_s=v["status_every"],

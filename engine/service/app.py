@@ -1,4 +1,6 @@
 """The service as `clearing serve` runs it: `serve(config)` assembles the parts and drives them.
+(Over 400 lines: ServeConfig and the assembly of every adapter, the snapshots and the ledger
+stream read best in one place, in the order `serve` uses them.)
 
 With `bootstrap_servers` it reads prices and account events from Kafka and publishes
 liquidations, ADL, margin calls, insurance and dead letters there. Without a broker it runs
@@ -14,7 +16,10 @@ On start it restores the newest valid snapshot in `snapshot_dir` (logging the co
 it skipped) or opens a fresh book with the insurance fund, seeks the source to the
 snapshot's offsets and replays the journaled ticks after it; it writes snapshots every
 `snapshot_interval_s` seconds or `snapshot_every_ticks` ticks, and on a clean shutdown
-(SIGINT / SIGTERM, end of input, `max_ticks`, `exit_when_idle`, `stop()`).
+(SIGINT / SIGTERM, end of input, `max_ticks`, `exit_when_idle`, `stop()`). With a snapshot
+directory the ledger streams out to Parquet segments at each snapshot (`ledger_dir`, by
+default `snapshot_dir`/ledger; engine.io.ledger_segments) and a restore continues the
+stream from the snapshot's mark, so memory holds only the postings since the last snapshot.
 
 Time is an input to the core: the service is given a monotonic clock here, so the sweep and
 waterfall timings it reports are real. A broker that cannot be reached fails within
@@ -40,6 +45,7 @@ from engine.book.errors import Rejected
 from engine.book.fixed import parse_decimal, to_units
 from engine.book.instruments import InstrumentTable
 from engine.book.reasons import RejectReason
+from engine.io.ledger_segments import LedgerSegments
 from engine.service import kafka_common, kafka_security
 from engine.service.asset_service import AssetSnapshotter, fund_balance, open_asset_service
 from engine.service.driver import RunResult, run
@@ -109,6 +115,14 @@ class ServeConfig:
     snapshot_interval_s: float = 30.0  # 0: off
     snapshot_every_ticks: int = 0  # 0: off
     snapshots_keep: int = KEEP_DEFAULT
+    # The ledger streamed to Parquet segments at each snapshot (engine.io.ledger_segments):
+    # None puts them in `snapshot_dir`/ledger; `ledger_in_memory` keeps the whole ledger in
+    # memory instead (no segments). Without a snapshot directory the ledger stays in memory.
+    ledger_dir: Path | None = None
+    ledger_in_memory: bool = False
+    # Account-event records per tick at most (None: only batch_records bounds them); the rest
+    # wait for the next tick, prices are never held back (engine.service.kafka_batches).
+    max_events_per_tick: int | None = None
     # Operation.
     metrics_port: int | None = None  # Prometheus /metrics, /healthz, /readyz (0: any free)
     metrics_host: str = HOST_DEFAULT  # the address they bind to (0.0.0.0: every interface)
@@ -122,6 +136,13 @@ class ServeConfig:
     synthetic_accounts: int = 10_000
     synthetic_steps: int = 300
     seed: int = 7
+
+    @property
+    def ledger_directory(self) -> Path | None:
+        """Where the ledger's segments go; None: the ledger stays in memory."""
+        if self.ledger_in_memory or self.snapshot_dir is None:
+            return None
+        return self.ledger_dir if self.ledger_dir is not None else self.snapshot_dir / "ledger"
 
     @property
     def synthetic(self) -> bool:
@@ -177,9 +198,10 @@ def open_service(
     log: Callable[[str], None],
     metrics: ServiceMetrics | None = None,
     clock: Callable[[], float] = time.monotonic,
+    ledger: LedgerSegments | None = None,
 ) -> Service:
     """The service as of the newest valid snapshot (its counters into `metrics`), or on a
-    fresh book."""
+    fresh book; `ledger` continues its stream from the snapshot's mark."""
     if profile.model == "asset_liability":
         al_service, path = open_asset_service(config, profile, log)
         if path is not None and metrics is not None:
@@ -194,8 +216,16 @@ def open_service(
             log(f"restored {recovery.path} (tick {service.state.tick if service else '?'})")
             if metrics is not None:
                 metrics.restore_counters(snapshot_extra(recovery.path).get("metrics_counters"))
+        if ledger is not None and service is not None:
+            ledger.start(service.book, recovery.ledger)
+            log(f"ledger segments in {ledger.directory}, from posting {service.book.ledger.base}")
+        elif service is not None and recovery.ledger is not None:
+            # streamed before, in memory now: the postings still count on from the mark
+            service.book.ledger.restart(int(recovery.ledger["postings"]))
     if service is None:
         service = Service(fresh_book(config, profile), profile, config.service, clock=clock)
+        if ledger is not None:
+            ledger.start(service.book, None)
     return service
 
 
@@ -252,6 +282,8 @@ def _kafka_clients(
     options: dict[str, Any] = {"offsets": service.state.offsets, "group": config.group}
     if config.batch_records:
         options["batch_records"] = config.batch_records
+    if config.max_events_per_tick is not None:
+        options["max_events"] = config.max_events_per_tick
     options["settle_s"] = config.group_settle_s
     options["client_id"] = f"clearing-{shard}"
     source = kafka_common.make_source(
@@ -290,7 +322,9 @@ def open_embedded(config: ServeConfig, service: Service) -> tuple[Any, Any, Any]
             book.instruments, start, config.synthetic_steps, seed=config.seed, crash_step=crash
         )
         stream = ListStream([(None, v) for v in values])
-        source = StreamSource({(topics.prices, 0): stream}, batch_records=batch)
+        source = StreamSource(
+            {(topics.prices, 0): stream}, batch_records=batch, prices_topic=topics.prices
+        )
     else:
         source = file_source(
             config.prices_file,
@@ -298,6 +332,7 @@ def open_embedded(config: ServeConfig, service: Service) -> tuple[Any, Any, Any]
             prices_topic=topics.prices,
             events_topic=topics.account_events,
             batch_records=config.batch_records or EMBEDDED_BATCH_RECORDS_DEFAULT,
+            max_events=config.max_events_per_tick,
         )
     source.seek(service.state.offsets)
     sink = FileSink(config.out_dir) if config.out_dir is not None else MemorySink()
@@ -325,8 +360,11 @@ def serve(
     if config.metrics_port is not None:
         port = metrics.serve(config.metrics_port, config.metrics_host)
         log(f"metrics on http://{config.metrics_host}:{port}/metrics (and /healthz, /readyz)")
+    ledger = None
+    if config.ledger_directory is not None and profile.model != "asset_liability":
+        ledger = LedgerSegments(config.ledger_directory)
     try:
-        service = open_service(config, profile, log, metrics)
+        service = open_service(config, profile, log, metrics, ledger=ledger)
         first_tick = service.state.tick
         if config.bootstrap_servers is not None:
             source, sink, journal = open_kafka(config, service, log)
@@ -343,6 +381,7 @@ def serve(
             every_s=config.snapshot_interval_s,
             every_ticks=config.snapshot_every_ticks,
             keep=config.snapshots_keep,
+            ledger=ledger,
         )
     metrics.set_restored()
     stop_requested = threading.Event()

@@ -20,6 +20,7 @@ import numpy as np
 
 from engine.book.instruments import InstrumentTable
 from engine.service import messages
+from engine.service.kafka_batches import Buffers
 from engine.service.ports import Record, tp_name
 
 BATCH_RECORDS_DEFAULT = 1000
@@ -92,18 +93,26 @@ class StreamSource:
         *,
         batch_records: int = BATCH_RECORDS_DEFAULT,
         finite: bool = True,
+        max_events: int | None = None,
+        prices_topic: str = "prices",
     ) -> None:
         if batch_records < 1:
             raise ValueError("batch_records must be at least 1")
         self.streams = dict(sorted(streams.items()))
         self.batch_records = batch_records
         self.finite = finite
+        # at most max_events account-event records a batch (the Kafka sources' rule)
+        self.max_events = max_events
+        self.prices_topic = prices_topic
 
     def next_batch(self, until: Mapping[str, int] | None = None) -> list[Record] | None:
         batch: list[Record] = []
+        limit = Buffers(self.batch_records, self.prices_topic, self.max_events).limits(
+            list(self.streams)
+        )
         for (topic, partition), stream in self.streams.items():
             if until is None:
-                n = self.batch_records
+                n = limit[(topic, partition)]
             else:
                 n = until.get(tp_name(topic, partition), stream.position) - stream.position
             start = stream.position
@@ -144,13 +153,16 @@ def file_source(
     prices_topic: str = "prices",
     events_topic: str = "account-events",
     batch_records: int = BATCH_RECORDS_DEFAULT,
+    max_events: int | None = None,
 ) -> StreamSource:
     streams: dict[tuple[str, int], Stream] = {}
     if events is not None:
         streams[(events_topic, 0)] = LinesStream(events)
     if prices is not None:
         streams[(prices_topic, 0)] = LinesStream(prices)
-    return StreamSource(streams, batch_records=batch_records)
+    return StreamSource(
+        streams, batch_records=batch_records, max_events=max_events, prices_topic=prices_topic
+    )
 
 
 # ----- outputs ---------------------------------------------------------------------------

@@ -40,6 +40,7 @@ class ConfluentSource:
         *,
         offsets: Mapping[str, int] | None = None,
         batch_records: int = BATCH_RECORDS_DEFAULT,
+        max_events: int | None = None,
         poll_ms: int = POLL_MS_DEFAULT,
         security: Mapping[str, str] | None = None,
     ) -> None:
@@ -47,7 +48,7 @@ class ConfluentSource:
 
         self.prices_topic, self.events_topic = prices_topic, events_topic
         self.poll_s = poll_ms / 1000
-        self.buffers = Buffers(batch_records, prices_topic)
+        self.buffers = Buffers(batch_records, prices_topic, max_events)
         self.consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,

@@ -78,6 +78,7 @@ class KafkaSource:
         group: str | None = None,
         offsets: Mapping[str, int] | None = None,
         batch_records: int = BATCH_RECORDS_DEFAULT,
+        max_events: int | None = None,
         poll_ms: int = POLL_MS_DEFAULT,
         settle_s: float = GROUP_SETTLE_S_DEFAULT,
         client_id: str = "clearing-serve",
@@ -86,7 +87,7 @@ class KafkaSource:
         self.prices_topic, self.events_topic = prices_topic, events_topic
         self.poll_ms = poll_ms
         self.offsets = dict(offsets or {})
-        self.buffers = Buffers(batch_records, prices_topic)
+        self.buffers = Buffers(batch_records, prices_topic, max_events)
         self.started = False
         self.assignment_changed = False
         self.assignment_version = 0
