@@ -22,7 +22,7 @@ from engine.book.batch import CODE_OF_REASON, FILL, EventRules, apply_account_ev
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.service import messages
-from engine.service.ingest import decode_account_events
+from engine.service.ingest import PlainEvent, decode_account_events
 from engine.service.outputs import TickOutputs
 from engine.service.ports import Record, tp_name
 from engine.service.state import TickStats
@@ -37,10 +37,12 @@ def apply_account_records(
     tick_ts: int,
     *,
     stop_on_reject: bool = True,
+    known: Sequence[PlainEvent | None] = (),
 ) -> int:
     """Apply the records in order, dead-lettering the refused ones in order; returns the
     tick's event time advanced by the applied events. `stop_on_reject` off (tests) takes
-    the kernel's refusal codes without the per-event path's details."""
+    the kernel's refusal codes without the per-event path's details. `known`: the records'
+    rows as the tick order already decoded them (engine.service.ingest.PlainEvent), if so."""
     if not service.batch_account_events:
         instruments = service.book.instruments
         for record in records:
@@ -54,7 +56,7 @@ def apply_account_records(
         return tick_ts
     if not records:
         return tick_ts
-    decoded = decode_account_events(records, service.book.instruments)
+    decoded = decode_account_events(records, service.book.instruments, known)
     refused = dict(decoded.refused)
     cols, where = decoded.columns, decoded.rows
     if len(cols):

@@ -99,7 +99,7 @@ from engine.risk.incremental import IncrementalSweep
 from engine.service import isolated_events, messages
 from engine.service.event_batch import apply_account_records
 from engine.service.exchange_outputs import call_outcome_doc, deadline_call_doc, reduction_doc
-from engine.service.ingest import is_arrow_batch
+from engine.service.ingest import PlainEvent, is_arrow_batch
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
 from engine.service.order import tick_order
 from engine.service.outputs import (
@@ -200,13 +200,18 @@ class Service:
         pending: dict[int, PriceUpdate] = {}  # accepted prices not yet marks: one step
         collateral: dict[str, messages.CollateralPrice] = {}  # likewise, collateral assets
         run: list[Record] = []  # consecutive account-event records: one batch
+        known: list[PlainEvent | None] = []  # the rows tick_order already decoded
         # The C batch knows the plain futures book: no collateral, risk models or margin per
         # contract (those events go one by one, through the same rules).
         batchable = not assets and not self._with_models and not self._per_contract()
-        ordered = tick_order(records, topics, state.tick_ts, book.instruments, assets)
+        ordered = tick_order(
+            records, topics, state.tick_ts, book.instruments, assets, plain=batchable
+        )
         for record, message in ordered:
             if batchable and (
-                isinstance(message, Rejected | Deposit | Withdraw | Fill | LeverageChange)
+                isinstance(
+                    message, PlainEvent | Rejected | Deposit | Withdraw | Fill | LeverageChange
+                )
                 and record.topic == topics.account_events
                 and not is_arrow_batch(record.value)  # an unreadable columnar batch: below
             ):
@@ -216,10 +221,11 @@ class Service:
                     self._step(out, stats, pending, collateral)
                     pending, collateral = {}, {}
                 run.append(record)
+                known.append(message if isinstance(message, PlainEvent) else None)
                 continue
             if run:
-                tick_ts = apply_account_records(self, run, out, stats, tick_ts)
-                run = []
+                tick_ts = apply_account_records(self, run, out, stats, tick_ts, known=known)
+                run, known = [], []
             if isinstance(message, Rejected):
                 self._dead_letter(out, stats, record, message)
                 continue
@@ -270,7 +276,7 @@ class Service:
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
         if run:
-            tick_ts = apply_account_records(self, run, out, stats, tick_ts)
+            tick_ts = apply_account_records(self, run, out, stats, tick_ts, known=known)
         state.tick_ts = tick_ts
         self._step(out, stats, pending, collateral)
         stats.outputs = out.counts
