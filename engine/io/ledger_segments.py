@@ -30,7 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from engine.book.book import Book
-from engine.waterfall.conservation import AuditReport, Checkpoint, audit_since
+from engine.book.ledger import Ledger
+from engine.waterfall.conservation import AuditReport, Checkpoint, audit, audit_since
 
 COLUMNS = ("seq", "event_id", "debit", "credit", "amount", "reason")
 _NAME = re.compile(r"ledger-([0-9]{12})-([0-9]{12})\.parquet\Z")
@@ -63,6 +64,29 @@ def read_ledger(directory: str | Path) -> dict[str, np.ndarray]:
     if len(seq) and not (seq == np.arange(int(seq[0]), int(seq[0]) + len(seq))).all():
         raise ValueError(f"{directory}: ledger segments are not contiguous")
     return columns
+
+
+def whole_ledger(book: Book, directory: str | Path) -> Ledger:
+    """The book's whole ledger: the segments, then the postings still held in memory."""
+    whole = Ledger()
+    held = {name: book.ledger.column(name) for name in COLUMNS}
+    for part in (read_ledger(directory), held):
+        whole.append(
+            part["event_id"], part["debit"], part["credit"], part["amount"], part["reason"]
+        )
+    assert len(whole) == book.ledger.base + len(book.ledger), (len(whole), book.ledger.base)
+    return whole
+
+
+def audit_whole(book: Book, directory: str | Path) -> AuditReport:
+    """The full conservation audit (engine.waterfall.conservation.audit) over the whole
+    streamed ledger: for checks after a run, not the hot path (it reads every segment)."""
+    held = book.ledger
+    book.balances.ledger = whole_ledger(book, directory)
+    try:
+        return audit(book)
+    finally:
+        book.balances.ledger = held
 
 
 class LedgerSegments:

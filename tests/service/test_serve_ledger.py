@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine.io.ledger_segments import COLUMNS, read_ledger, segments
+from engine.io.ledger_segments import COLUMNS, audit_whole, read_ledger, segments
 from engine.service import messages
 from engine.service.app import ServeConfig, serve
 from tests.service.scenario import scenario
@@ -63,6 +63,7 @@ def test_serve_streams_the_ledger_and_a_restart_loses_and_repeats_nothing(tmp_pa
     got = read_ledger(snap / "ledger")
     for name in COLUMNS:
         assert got[name].tolist() == want[name], name
+    assert audit_whole(resumed.book, snap / "ledger").ok  # the full audit over the segments
 
 
 def test_a_ledger_dir_of_its_own(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from engine.cli import serve as serve_cli
+from engine.io.ledger_segments import audit_whole
 from engine.io.snapshot import book_batch, read_snapshot
 from engine.service import app, kafka_common, messages
 from engine.service.kafka_common import create_topics, partition_for_key
@@ -111,10 +112,16 @@ def _args(
 
 
 def _serve(args: argparse.Namespace, **kw: Any) -> Service:
-    service, _, status = app.serve(serve_cli.config_of(args), log=lambda line: None, **kw)
+    config = serve_cli.config_of(args)
+    service, _, status = app.serve(config, log=lambda line: None, **kw)
     assert status == 0
-    assert audit(service.book).ok
+    assert _audit(service, config.ledger_directory)
     return service
+
+
+def _audit(service: Service, ledger: Path | None) -> bool:
+    """The full audit, over the ledger streamed to segments (the default) and held."""
+    return (audit(service.book) if ledger is None else audit_whole(service.book, ledger)).ok
 
 
 def _final(snapshots: Path) -> tuple[Any, dict[str, Any]]:
@@ -179,7 +186,7 @@ def test_stop_crash_and_restart_equal_an_uninterrupted_run(
     )
     assert status == 0 and result.replayed == 4
     assert any("snapshot skipped" in line and "tick-000000000009" in line for line in logs)
-    assert audit(service.book).ok
+    assert _audit(service, snaps / "ledger")
     whole_book, whole_state = _final(tmp_path / "whole")
     parts_book, parts_state = _final(snaps)
     assert whole_book.equals(parts_book)
@@ -306,7 +313,7 @@ def test_two_instances_share_the_account_partitions(kafka_bootstrap: str, tmp_pa
             if row is not None:
                 position = service.book.position(account, "BTCUSDT")[0]
                 assert position == (10 if account < 130 else -10)
-        assert audit(service.book).ok
+        assert _audit(service, tmp_path / shard / "ledger")
     assert owned["a"] | owned["b"] == set(range(EVENT_PARTITIONS))
     assert not owned["a"] & owned["b"]
 
