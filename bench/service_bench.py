@@ -248,6 +248,13 @@ def run_one(args: argparse.Namespace, backend: str, bootstrap: str) -> dict[str,
         result["account_events_applied"] = int(applied)
         result["account_events_produce_s"] = round(produced, 2)
         result["account_events_per_s"] = round(sent / elapsed)
+        # the same client reading the same topic, nothing else: the raw consume rate
+        result["raw_consume_per_s"] = raw_consume_rate(
+            backend, bootstrap, topics.account_events, sent
+        )
+        result["drain_over_raw"] = round(
+            result["account_events_per_s"] / max(result["raw_consume_per_s"], 1), 3
+        )
         result["account_event_rejects"] = int(
             sum(v for k, v in metrics.scrape().items() if k.startswith("clearing_rejects_total"))
         )
@@ -340,6 +347,53 @@ def run_one(args: argparse.Namespace, backend: str, bootstrap: str) -> dict[str,
         result["shutdown_with_snapshot_s"] = round(time.monotonic() - t0, 2)
         result["service_log_tail"] = log_path.read_text().splitlines()[-3:]
     return result
+
+
+def raw_consume_rate(backend: str, bootstrap: str, topic: str, expected: int) -> int:
+    """Records per second the backend's client alone reads of `topic` (every
+    account-events partition, from the beginning, until `expected` records), with the
+    service's consumer settings for its fetch sizes."""
+    count = 0
+    if backend == "confluent":
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"raw-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 100,
+                "queued.min.messages": 200_000,
+            }
+        )
+        consumer.assign(
+            [TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(EVENT_PARTITIONS)]
+        )
+        t0 = time.monotonic()
+        while count < expected and time.monotonic() - t0 < 300:
+            batch = consumer.consume(num_messages=10_000, timeout=0.5)
+            count += sum(1 for m in batch if m.error() is None)
+    else:
+        from kafka import KafkaConsumer
+        from kafka import TopicPartition as KTopicPartition
+
+        consumer = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            max_poll_records=100_000,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        tps = [KTopicPartition(topic, p) for p in range(EVENT_PARTITIONS)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        t0 = time.monotonic()
+        while count < expected and time.monotonic() - t0 < 300:
+            polled = consumer.poll(timeout_ms=100)
+            count += sum(len(records) for records in polled.values())
+    elapsed = time.monotonic() - t0
+    consumer.close()
+    return round(count / elapsed)
 
 
 def _quantile_bound(scraped: dict[str, float], name: str, q: float) -> float:
