@@ -41,6 +41,7 @@ from engine.margin.accounts import AssetBook
 from engine.margin.liquidation import liquidate
 from engine.margin.ratio import STATUS_LIQUIDATE, STATUS_MARGIN_CALL, ratio_text, sweep
 from engine.service import messages
+from engine.service.order import EventTime
 from engine.service.outputs import TickOutputs, fund_doc, rejected_doc, topic_of_event
 from engine.service.ports import Output, Record, tp_name
 from engine.service.state import ServiceConfig, ServiceState, TickStats
@@ -93,13 +94,13 @@ class AssetLiabilityService:
                 prices.append(record)
             else:
                 raise AssertionError(f"record from a topic the service does not read: {name}")
-        tick_ts = state.tick_ts
+        tick_ts = EventTime(state.tick_ts)
         assets = self.book.assets
         for record in events:
             try:
                 event = messages.parse_asset_event(record.value, record.key, assets)
                 self._apply(record, event)
-                tick_ts = max(tick_ts, event.ts)
+                tick_ts.accept(event.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
@@ -116,19 +117,19 @@ class AssetLiabilityService:
                     )
                 state.last_price_seq[update.symbol] = update.seq
                 accepted[update.asset] = update
-                tick_ts = max(tick_ts, update.ts)
+                tick_ts.accept(update.ts)
                 stats.prices += 1
             except Rejected as exc:
                 stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
                 out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
-        state.tick_ts = tick_ts
+        state.tick_ts = tick_ts.closing()
         for asset, update in sorted(accepted.items()):
             self.book.set_price(asset, update.price)
             state.mark_seq[update.symbol] = update.seq
         if self._priced():
             self._risk(out, stats)
         stats.outputs = out.counts
-        return out.finish(tick_ts)
+        return out.finish(state.tick_ts)
 
     def _apply(self, record: Record, event: messages.AssetEvent) -> None:
         name = tp_name(record.topic, record.partition)

@@ -1,5 +1,6 @@
 """The order a tick applies its batch in: event time across topics, ties by topic
-(account events before prices), partition, offset, each partition in offset order.
+(account events before prices), partition, offset, each partition in offset order; and the
+event time a tick closes with (EventTime: bounded by TS_SKEW_MAX).
 
 A merge of the partitions by the event time of their next record, so a partition's records
 keep their offset order (event ids and seqs must rise within it) whatever their `ts`. The
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
+from engine.book.limits import TS_SKEW_MAX
 from engine.service import messages
 from engine.service.ingest import arrow_rows, is_arrow_batch
 from engine.service.ports import Record, Topics
@@ -94,3 +97,25 @@ def tick_order(
         if i + 1 < len(queue):
             ts = queue[i + 1][0]
             heapq.heappush(heads, (ts, key, queue[i + 1][1].offset, i + 1))
+
+
+@dataclass
+class EventTime:
+    """A tick's event time: `accept` each applied message's ts; `closing()` is the largest
+    accepted ts, but never below the opening event time (it only rises) and at most
+    TS_SKEW_MAX past it -- for a fresh service (opening 0), past the earliest accepted ts --
+    so one message with a ts far ahead cannot set the service's event time for good."""
+
+    opening: int
+    high: int = 0  # the largest accepted ts
+    low: int = -1  # the smallest accepted ts; -1: none yet
+
+    def accept(self, ts: int) -> None:
+        self.high = max(self.high, ts)
+        self.low = ts if self.low < 0 else min(self.low, ts)
+
+    def closing(self) -> int:
+        if self.high <= self.opening:
+            return self.opening
+        base = self.opening if self.opening > 0 else self.low
+        return min(self.high, base + TS_SKEW_MAX)

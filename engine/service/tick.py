@@ -13,11 +13,12 @@ journal apply the same. The records in that order:
 
 1. an account event: validated (engine.service.messages), deduplicated by event id (ids
    must increase within a partition; one at or below the last seen there is a
-   `duplicate_event_id`), then applied to the book. A fill moves both sides atomically; when
-   the events topic is sharded, each shard applies the sides whose accounts are keyed into
-   the record's partition (the producer sends a fill once per partition involved). An
-   account event that follows accepted prices first closes their step (below), so it sees
-   the marks they set.
+   `duplicate_event_id`, one more than EVENT_ID_GAP_MAX above it -- 0 for a partition with
+   none -- is an `invalid_event_id`), then applied to the book. A fill moves both sides
+   atomically; when the events topic is sharded, each shard applies the sides whose
+   accounts are keyed into the record's partition (the producer sends a fill once per
+   partition involved). An account event that follows accepted prices first closes their
+   step (below), so it sees the marks they set.
 2. a price: validated, `stale_sequence` unless seq rises per symbol, then price sanity
    (Service._price_accepted): a price p against the reference r -- the symbol's mark as
    the tick opened -- is held, not acted on, when |p - r| x 10^8 > band_rate x r, until
@@ -43,7 +44,9 @@ the end of the tick is a step even without prices) then runs:
 Every rejected record is dead-lettered with its reason and original bytes and changes no
 state: not the book, not the last event id of its partition, not a symbol's last seq, not
 the service's event time. Only an applied event, or an accepted price, moves those (a price
-held by the band moves only its hold count). The output documents and their ids are
+held by the band moves only its hold count). The event time a tick closes with is the
+largest accepted ts, but at most TS_SKEW_MAX past the event time it opened with
+(engine.service.order.EventTime). The output documents and their ids are
 engine.service.outputs'.
 
 Who may do what (authorization at the ingest): no account event may name a house account
@@ -87,6 +90,7 @@ from engine.book.fixed import RATE_SCALE
 from engine.book.limits import (
     ACCOUNTS_MAX,
     BALANCE_MAX,
+    EVENT_ID_GAP_MAX,
     POSITION_SLOTS_MAX,
     RESERVED_ACCOUNT_BASE,
     SEQ_GAP_MAX,
@@ -101,7 +105,7 @@ from engine.service.event_batch import apply_account_records
 from engine.service.exchange_outputs import call_outcome_doc, deadline_call_doc, reduction_doc
 from engine.service.ingest import is_arrow_batch
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
-from engine.service.order import tick_order
+from engine.service.order import EventTime, tick_order
 from engine.service.outputs import (
     TickOutputs,
     event_doc,
@@ -195,7 +199,7 @@ class Service:
         self._opening_mark = np.where(book.mark_set, book.mark, 0).astype(np.int64)
         self._first_accepted: dict[int, int] = {}
         self._marked_now = set()
-        tick_ts = state.tick_ts
+        tick_ts = EventTime(state.tick_ts)
         assets = () if self.profile.collateral is None else self.profile.collateral.assets
         pending: dict[int, PriceUpdate] = {}  # accepted prices not yet marks: one step
         collateral: dict[str, messages.CollateralPrice] = {}  # likewise, collateral assets
@@ -218,7 +222,7 @@ class Service:
                 run.append(record)
                 continue
             if run:
-                tick_ts = apply_account_records(self, run, out, stats, tick_ts)
+                apply_account_records(self, run, out, stats, tick_ts)
                 run = []
             if isinstance(message, Rejected):
                 self._dead_letter(out, stats, record, message)
@@ -226,7 +230,7 @@ class Service:
             if isinstance(message, messages.CollateralPrice):
                 try:
                     self._collateral_price(message, collateral)
-                    tick_ts = max(tick_ts, message.ts)
+                    tick_ts.accept(message.ts)
                     stats.prices += 1
                 except Rejected as exc:
                     self._dead_letter(out, stats, record, exc)
@@ -238,7 +242,7 @@ class Service:
                     pending, collateral = {}, {}
                 try:
                     self._parameter(out, message)
-                    tick_ts = max(tick_ts, message.ts)
+                    tick_ts.accept(message.ts)
                     stats.prices += 1
                 except Rejected as exc:
                     self._dead_letter(out, stats, record, exc)
@@ -248,7 +252,7 @@ class Service:
                     update = self._guarded_price(message)
                     if update is not None:
                         pending[update.instrument] = update
-                        tick_ts = max(tick_ts, update.ts)
+                        tick_ts.accept(update.ts)
                     else:
                         stats.prices_held += 1
                     stats.prices += 1
@@ -261,16 +265,16 @@ class Service:
                 pending, collateral = {}, {}
             try:
                 self._apply_event(record, message)
-                tick_ts = max(tick_ts, message.ts)
+                tick_ts.accept(message.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
         if run:
-            tick_ts = apply_account_records(self, run, out, stats, tick_ts)
-        state.tick_ts = tick_ts
+            apply_account_records(self, run, out, stats, tick_ts)
+        state.tick_ts = tick_ts.closing()
         self._step(out, stats, pending, collateral)
         stats.outputs = out.counts
-        return out.finish(tick_ts)
+        return out.finish(state.tick_ts)
 
     def _step(
         self,
@@ -322,6 +326,12 @@ class Service:
             raise Rejected(
                 RejectReason.DUPLICATE_EVENT_ID,
                 f"event id {event.event_id} is not above {last}, the last seen in {name}",
+            )
+        if event.event_id - last > EVENT_ID_GAP_MAX:
+            raise Rejected(
+                RejectReason.INVALID_EVENT_ID,
+                f"event id {event.event_id} is more than {EVENT_ID_GAP_MAX} above {last},"
+                f" the last seen in {name}",
             )
         for account in messages.accounts_of(event):
             if is_reserved(account, self.profile):

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from engine.book.book import Book
+from engine.book.limits import EVENT_ID_GAP_MAX, TS_MAX, TS_SKEW_MAX
 from engine.io.snapshot import book_batch
 from engine.service import messages, tick
 from engine.service.ports import Record
@@ -138,8 +139,9 @@ def test_sentinel_values_poison_nothing() -> None:
     bad = [
         record(messages.deposit_doc(big, TS0, 1, "1")),
         record(messages.deposit_doc(10, big, 1, "1")),
-        # Well-formed but refused by the book: its id (the largest allowed) is not spent.
-        record(messages.withdraw_doc(2**62 - 1, TS0 + 5, 999, "1")),
+        # Well-formed but refused by the book: its id (the largest the gap above the last
+        # applied id, 2, allows) is not spent.
+        record(messages.withdraw_doc(2 + EVENT_ID_GAP_MAX, TS0 + 5, 999, "1")),
         record(messages.price_doc("BTCUSDT", TS0, big, mark_price="100000"), "prices"),
         record(messages.price_doc("BTCUSDT", big, 2, mark_price="100000"), "prices"),
     ]
@@ -240,3 +242,55 @@ def test_limits_on_balances_and_accounts(monkeypatch: pytest.MonkeyPatch) -> Non
     fill = record(messages.fill_doc(14, TS0, "BTCUSDT", "100000", "0.01", 1, 2))
     assert reasons(service, [fill]) == ["limit_exceeded"]
     assert audit(service.book).ok
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_an_applied_event_id_near_the_limit_cannot_block_its_partition(batch: bool) -> None:
+    # Rule: an event id more than EVENT_ID_GAP_MAX above its partition's last applied id (0
+    # for a partition with none) is refused (`invalid_event_id`) and spends nothing.
+    service = fresh()
+    service.batch_account_events = batch
+    before = frozen(service)
+    huge = [
+        record(messages.deposit_doc(2**62 - 1, TS0, 1, "1")),  # valid, well-formed, applicable
+        record(messages.deposit_doc(2 + EVENT_ID_GAP_MAX + 1, TS0, 1, "1")),
+        record(messages.deposit_doc(EVENT_ID_GAP_MAX + 1, TS0, 1, "1"), partition=1),
+    ]
+    assert reasons(service, huge) == ["invalid_event_id"] * 3
+    assert unchanged(service, before)
+    # The partition goes on; a jump within the gap is applied (and a fresh partition's
+    # first id may be up to the gap).
+    ok = [
+        record(messages.deposit_doc(3, TS0, 1, "1")),
+        record(messages.deposit_doc(3 + EVENT_ID_GAP_MAX, TS0, 1, "1")),
+        record(messages.deposit_doc(EVENT_ID_GAP_MAX, TS0, 1, "1"), partition=1),
+    ]
+    assert reasons(service, ok) == []
+    assert service.state.last_event_id == {
+        "account-events:0": 3 + EVENT_ID_GAP_MAX,
+        "account-events:1": EVENT_ID_GAP_MAX,
+    }
+
+
+def test_an_accepted_ts_near_the_limit_cannot_set_the_event_time_for_good() -> None:
+    # Rule: the event time a tick closes with is its largest accepted ts, but at most
+    # TS_SKEW_MAX past the event time it opened with; the message itself is applied.
+    service = fresh()
+    assert service.state.tick_ts == TS0
+    far = TS_MAX - 1
+    assert reasons(service, [record(messages.deposit_doc(3, far, 1, "1"))]) == []
+    assert reasons(service, [price("BTCUSDT", 4, "100000", far)]) == []
+    assert service.state.last_event_id == {"account-events:0": 3}
+    assert service.state.tick_ts == TS0 + 2 * TS_SKEW_MAX  # a week per tick, not 2100
+    # Real time catches up and the event time follows it again.
+    real = TS0 + 3 * TS_SKEW_MAX
+    assert reasons(service, [record(messages.deposit_doc(4, real, 1, "1"))]) == []
+    assert service.state.tick_ts == real
+    assert reasons(service, [record(messages.deposit_doc(5, real - 10, 1, "1"))]) == []
+    assert service.state.tick_ts == real  # it only rises
+    # A fresh service's first tick: bounded past its earliest accepted ts.
+    _offsets.clear()
+    first = memory_service(Profile.shipped(), ServiceConfig())
+    docs = [messages.deposit_doc(1, TS0, 1, "5"), messages.deposit_doc(2, far, 1, "5")]
+    assert reasons(first, [record(doc) for doc in docs]) == []
+    assert first.state.tick_ts == TS0 + TS_SKEW_MAX
