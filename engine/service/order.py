@@ -51,8 +51,11 @@ def tick_order(
     offset order (a merge of the partitions by the event time of their next record); a
     columnar batch record's events come out one by one, in row order, as records of their
     own. A record that does not parse takes the event time of the record before it in its
-    partition (the tick's opening event time for the first) and comes out as its
-    Rejected. A live run and a replay cut the same batches, so they apply the same order.
+    partition (the first ones, that of the first record of their partition that parses; the
+    tick's opening event time when none does) and comes out as its Rejected: just after
+    the record before it or just before the one after it, so it moves no other record, and
+    the records that parse come out in the same order with or without it. A live run and a
+    replay cut the same batches, so they apply the same order.
     With collateral assets (a multi-asset profile), their events and prices parse as such."""
     queues: dict[tuple[int, str, int], list[tuple[int, Record, Any]]] = {}
     for record, refused in _units(records, topics):
@@ -80,9 +83,14 @@ def tick_order(
                 ) or parse(record.value, record.key, instruments)
             ts = message.ts
         except Rejected as exc:
-            message, ts = exc, queue[-1][0] if queue else opening_ts
+            message, ts = exc, queue[-1][0] if queue else -1
         queue.append((ts, record, message))
     for queue in queues.values():
+        # The records before the first that parses: that record's time (or the opening's).
+        lead = next((i for i, (_, _, m) in enumerate(queue) if not isinstance(m, Rejected)), None)
+        first_ts = opening_ts if lead is None else queue[lead][0]
+        for i in range(len(queue) if lead is None else lead):
+            queue[i] = (first_ts, *queue[i][1:])
         assert all(
             (a[1].offset, a[1].row) < (b[1].offset, b[1].row)
             for a, b in zip(queue, queue[1:], strict=False)

@@ -8,8 +8,9 @@ and returns the output records it publishes, in order.
 The order (engine.service.order.tick_order): by event time (`ts`) across topics, ties by
 topic (account events before prices), then partition, then offset; each partition keeps
 its offset order, and a record that does not parse takes the time of the one before it in
-its partition. The order depends only on the batch, so a live run and a replay of its
-journal apply the same. The records in that order:
+its partition (those before the first that parses: that one's), which moves no other record. The
+order depends only on the batch, so a live run and a replay of its journal apply the
+same. The records in that order:
 
 1. an account event: validated (engine.service.messages), deduplicated by event id (ids
    must increase within a partition; one at or below the last seen there is a
@@ -32,7 +33,8 @@ journal apply the same. The records in that order:
    account event or the end of the tick: the last one per instrument becomes its mark.
 
 Each step (a run of accepted prices, closed by an account event or the end of the tick;
-the end of the tick is a step even without prices) then runs:
+the end of the tick is a step even without prices; an event refused whatever the marks --
+Service._refused_before_marks -- closes none) then runs:
 
 3. the sweep: engine.risk.incremental.IncrementalSweep (its statuses equal a full sweep's),
    or a full sweep; nothing runs until every instrument with open positions has a mark.
@@ -215,8 +217,9 @@ class Service:
                 and not is_arrow_batch(record.value)  # an unreadable columnar batch: below
             ):
                 # A run of account events: applied together (engine.service.event_batch:
-                # the C batch path, or one by one), after the prices before it took effect.
-                if pending:
+                # the C batch path, or one by one), after the prices before it took effect
+                # (an event refused whatever the marks does not close their step).
+                if pending and not self._refused_before_marks(record, message):
                     self._step(out, stats, pending, collateral)
                     pending, collateral = {}, {}
                 run.append(record)
@@ -259,7 +262,7 @@ class Service:
                 except Rejected as exc:
                     self._dead_letter(out, stats, record, exc)
                 continue
-            if pending or collateral:
+            if (pending or collateral) and not self._refused_before_marks(record, message):
                 # An account event after prices: those prices' marks and their risk first.
                 self._step(out, stats, pending, collateral)
                 pending, collateral = {}, {}
@@ -316,6 +319,26 @@ class Service:
     # ----- account events ----------------------------------------------------------------
     def _owned(self, account: int, partition: int) -> bool:
         return self.partition_of_account is None or self.partition_of_account(account) == partition
+
+    def _refused_before_marks(self, record: Record, message: Any) -> bool:
+        """Whether the account event will be refused whatever the marks and the risk at
+        them: it does not parse, its id is a duplicate or a jump, it names a house account,
+        or (unsharded) an account it needs is not open -- a step (marks, sweep, waterfall)
+        opens or spends none of those. Such an event does not close the prices' step before
+        it, so the tick's steps, and the state, are those of the accepted records alone."""
+        if isinstance(message, Rejected):
+            return True
+        last = self.state.last_event_id.get(tp_name(record.topic, record.partition), 0)
+        if not 0 < message.event_id - last <= EVENT_ID_GAP_MAX:
+            return True
+        accounts = messages.accounts_of(message)
+        if any(is_reserved(account, self.profile) for account in accounts):
+            return True
+        if self.partition_of_account is None and isinstance(
+            message, Withdraw | Fill | LeverageChange
+        ):
+            return any(self.book.index.find(account) is None for account in accounts)
+        return False
 
     def _apply_event(self, record: Record, event: messages.AccountEvent) -> None:
         """Dedup, authorize, apply all or nothing; the event id counts as seen only once

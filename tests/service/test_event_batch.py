@@ -200,9 +200,10 @@ def test_kernel_refusal_codes_equal_the_per_event_reasons(
         out = TickOutputs(service.config.shard, service.state.tick)
         for r in records:
             service.state.offsets[f"{r.topic}:{r.partition}"] = r.offset + 1
-        opening_ts = service.state.tick_ts
         instruments = service.book.instruments
-        ordered = [r for r, _ in tick_order(records, config.topics, opening_ts, instruments)]
+        ordered = [
+            r for r, _ in tick_order(records, config.topics, service.state.tick_ts, instruments)
+        ]
         event_batch.apply_account_records(
             service, ordered, out, TickStats(), EventTime(0), stop_on_reject=False
         )

@@ -146,12 +146,13 @@ def test_sentinel_values_poison_nothing() -> None:
         record(messages.price_doc("BTCUSDT", big, 2, mark_price="100000"), "prices"),
     ]
     # In event-time order: the records that do not parse take the time of the one before
-    # them in their partition (the tick's opening time for the first), so the refused
-    # withdrawal (TS0 + 5) comes after the two prices (TS0).
+    # them in their partition (those before the first that parses, that one's: the refused
+    # withdrawal's TS0 + 5; the tick's opening time, TS0, where none parses), so the two
+    # prices come first.
     assert reasons(service, bad) == [
-        "invalid_event_id",
-        "invalid_timestamp",
         "invalid_sequence",
+        "invalid_timestamp",
+        "invalid_event_id",
         "invalid_timestamp",
         "unknown_account",
     ]
@@ -294,3 +295,69 @@ def test_an_accepted_ts_near_the_limit_cannot_set_the_event_time_for_good() -> N
     docs = [messages.deposit_doc(1, TS0, 1, "5"), messages.deposit_doc(2, far, 1, "5")]
     assert reasons(first, [record(doc) for doc in docs]) == []
     assert first.state.tick_ts == TS0 + TS_SKEW_MAX
+
+
+def _twins(records: list[Record], kept: list[Record]) -> tuple[Service, Service]:
+    """A fresh service ticked with `records` and one ticked with `kept` only."""
+    services = []
+    for batch in (records, kept):
+        service = fresh()
+        service.tick(
+            [
+                Record(r.topic, r.partition, r.offset + 100, r.key, r.value)  # after fresh()'s
+                for r in batch
+            ]
+        )
+        services.append(service)
+    return services[0], services[1]
+
+
+def _same_state(a: Service, b: Service) -> bool:
+    extra_a, extra_b = a.extra()["service"], b.extra()["service"]
+    extra_a.pop("offsets"), extra_b.pop("offsets")
+    return book_batch(a.book).equals(book_batch(b.book)) and extra_a == extra_b
+
+
+def test_a_rejected_record_moves_no_other_record_in_the_tick_order() -> None:
+    # Partition 1 opens with a record that does not parse: it must not hold back the deposit
+    # behind it (TS0 - 5) until the tick's opening event time (TS0).
+    bad = Record("account-events", 1, 0, None, b"{not json")
+    first = Record("account-events", 1, 1, None, messages.encode(deposit(3, TS0 - 5, 31)))
+    second = Record("account-events", 0, 0, None, messages.encode(deposit(3, TS0 - 1, 32)))
+    a, b = _twins([bad, first, second], [first, second])
+    assert a.book.account_id[-2:].tolist() == [31, 32]
+    assert _same_state(a, b)
+
+
+def test_an_event_refused_whatever_the_marks_does_not_split_a_price_step() -> None:
+    # A long of 1.5 BTC on 10,000; a -9% print then a full recovery in one tick: one step,
+    # at the last mark, liquidates no one. A redelivered (duplicate) event between the two
+    # prices must not make the -9% print a step of its own.
+    def tick_records(with_duplicate: bool) -> list[Record]:
+        rows = [
+            (
+                "account-events",
+                messages.fill_doc(3, TS0, "BTCUSDT", "100000", "1.5", 1, 2),
+            ),
+            ("prices", messages.price_doc("BTCUSDT", TS0 + 1, 4, mark_price="91000")),
+            *(
+                [("account-events", deposit(1, TS0 + 2, 1))]  # id 1 again: a duplicate
+                if with_duplicate
+                else []
+            ),
+            ("prices", messages.price_doc("BTCUSDT", TS0 + 3, 5, mark_price="100000")),
+        ]
+        offsets = {"account-events": 0, "prices": 0}
+        out = []
+        for topic, doc in rows:
+            out.append(Record(topic, 0, offsets[topic], None, messages.encode(doc)))
+            offsets[topic] += 1
+        return out
+
+    a, b = _twins(tick_records(True), tick_records(False))
+    assert a.book.position(1, "BTCUSDT")[0] == b.book.position(1, "BTCUSDT")[0] != 0
+    assert _same_state(a, b)
+
+
+def deposit(event_id: int, ts: int, account: int) -> dict[str, Any]:
+    return messages.deposit_doc(event_id, ts, account, "10000")
