@@ -316,6 +316,19 @@ class Generator:
             )
         return doc
 
+    def resync(self, service: Service) -> None:
+        """Go on above the ids and seqs the service accepted: a hostile id or seq within
+        the gap (EVENT_ID_GAP_MAX, SEQ_GAP_MAX) is accepted and would otherwise make every
+        later valid record of its partition or symbol a duplicate (a producer so blocked
+        resumes above it)."""
+        for partition in range(EVENT_PARTITIONS):
+            name = f"{TOPICS.account_events}:{partition}"
+            last = service.state.last_event_id.get(name, 0)
+            self.event_id[partition] = max(self.event_id[partition], last)
+        for symbol in SYMBOLS:
+            last = service.state.last_price_seq.get(symbol, 0)
+            self.seq[symbol] = max(self.seq[symbol], last)
+
     def _record(self, topic: str, partition: int, value: bytes, key: bytes | None) -> Record:
         offset = self.offsets[(topic, partition)]
         self.offsets[(topic, partition)] = offset + 1
@@ -402,6 +415,7 @@ def run(
     replay: bool = True,
     reorder_ts: bool = False,
     progress: bool = False,
+    max_seconds: float = 0.0,
 ) -> Report:
     """Fuzz `n_messages` records in ticks of 1..batch_max records; see the module text."""
     profile = Profile.shipped()
@@ -414,6 +428,8 @@ def run(
     started = time.perf_counter()
     next_progress = started + 10
     while report.messages < n_messages:
+        if max_seconds and time.perf_counter() - started > max_seconds:
+            break  # the time budget: the report says how many were fuzzed
         n = min(rng.randint(1, batch_max), n_messages - report.messages)
         records = gen.tick(n)
         report.messages += n
@@ -433,6 +449,7 @@ def run(
                 report.dead_letters[doc["reason"]] += 1
                 dead[(doc["topic"], doc["partition"], doc["offset"])] = doc["reason"]
         report.held += service.last_stats.prices_held
+        gen.resync(service)
         try:
             if not audit(service.book).ok:
                 report.audit_failures.append(f"tick {tick}: the audit is not ok")
@@ -480,6 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-max", type=int, default=64)
     parser.add_argument("--hostile", type=float, default=0.5, help="share of hostile records")
     parser.add_argument("--no-replay", action="store_true", help="skip the replay check")
+    parser.add_argument("--max-seconds", type=float, default=0.0, help="stop early (0: never)")
     parser.add_argument(
         "--reorder-ts",
         action="store_true",
@@ -494,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         replay=not args.no_replay,
         reorder_ts=args.reorder_ts,
         progress=True,
+        max_seconds=args.max_seconds,
     )
     print("\n".join(report.lines()))
     return 0 if report.ok else 1
