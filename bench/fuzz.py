@@ -246,8 +246,17 @@ class Generator:
     # ----- hostile -------------------------------------------------------------------------
     def _mutate(self, doc: dict[str, Any]) -> bytes | dict[str, Any]:
         mutated = self._mutate_once(doc)
-        if isinstance(mutated, dict) and not self.reorder_ts and _reorders(mutated, doc):
+        if self.reorder_ts:
+            return mutated
+        if isinstance(mutated, dict) and _reorders(mutated, doc):
             mutated["ts"] = doc["ts"]
+        elif isinstance(mutated, bytes):
+            try:  # a flipped byte can leave a document that parses, with another time
+                parsed = json.loads(mutated)
+            except (ValueError, RecursionError):
+                return mutated
+            if isinstance(parsed, dict) and _reorders(parsed, doc):
+                return doc
         return mutated
 
     def _mutate_once(self, doc: dict[str, Any]) -> bytes | dict[str, Any]:
