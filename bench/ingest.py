@@ -27,6 +27,7 @@ from engine.book.batch import DEPOSIT, FILL, EventColumns, EventRules, apply_acc
 from engine.book.book import Book
 from engine.service import messages
 from engine.service.event_batch import apply_account_records
+from engine.service.order import EventTime
 from engine.service.outputs import TickOutputs
 from engine.service.ports import Record
 from engine.service.state import ServiceConfig, TickStats
@@ -188,7 +189,7 @@ def _tick_run(service: Service, records: list[Record], batch: bool) -> float:
     service.batch_account_events = batch
     started = time.perf_counter()
     out = TickOutputs(service.config.shard, 1)
-    apply_account_records(service, records, out, TickStats(), 0)
+    apply_account_records(service, records, out, TickStats(), EventTime(0))
     return time.perf_counter() - started
 
 

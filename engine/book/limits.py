@@ -42,7 +42,20 @@ SEQ_MAX = 2**62 - 1
 # walking there takes 2**30 accepted prices. A per-symbol counter or a ms timestamp (about
 # 50 days) stays well inside it.
 SEQ_GAP_MAX = 2**32
+# An account event whose id is more than this above its partition's last applied id (0 for a
+# partition with none) is refused (`invalid_event_id`), so one accepted event cannot push a
+# partition's id to EVENT_ID_MAX and make every later event there a duplicate: walking there
+# takes 2**30 applied events. Producers number events per partition with a counter (or any
+# scheme whose steps, and first id, stay within the gap).
+EVENT_ID_GAP_MAX = 2**32
 TS_MAX = 4_102_444_800_000
+# The service's event time after a tick is the largest ts among the tick's accepted messages,
+# but at most this far past the event time the tick opened with (for a fresh service: past
+# the earliest accepted ts of its first tick). One message with a ts near TS_MAX moves the
+# event time a week, not to 2100; a week, so that a market closed over a weekend or a
+# holiday (no messages at all) still reaches the next session's time in one tick, as margin
+# call deadlines (engine.exchange) need. The message itself is applied as usual.
+TS_SKEW_MAX = 7 * 86_400_000
 JSON_DEPTH_MAX = 8  # nesting of objects and arrays in one message (an index is depth 2)
 
 # What the service lets the stream grow: new accounts beyond ACCOUNTS_MAX and new positions
@@ -66,6 +79,8 @@ assert EVENT_ID_MAX < RESERVED_ACCOUNT_BASE and SEQ_MAX < INT64_MAX and TS_MAX <
     "message ids, sequence numbers and times stay well inside int64"
 )
 assert 0 < SEQ_GAP_MAX < SEQ_MAX // 2**20, "many accepted jumps are needed to reach SEQ_MAX"
+assert 0 < EVENT_ID_GAP_MAX < EVENT_ID_MAX // 2**20, "many applied jumps to reach EVENT_ID_MAX"
+assert 0 < TS_SKEW_MAX < TS_MAX // 2**10, "many ticks are needed to move the event time to TS_MAX"
 assert 0 < ACCOUNTS_MAX <= POSITION_SLOTS_MAX < INT32_MAX, "slot counts fit int32 indices"
 assert RESERVED_ACCOUNT_BASE > 0 and RESERVED_ACCOUNT_BASE + RESERVED_ACCOUNT_SPAN <= INT64_MAX, (
     "reserved account ids are valid non-negative int64 ids"

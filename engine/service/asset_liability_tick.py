@@ -45,6 +45,7 @@ from engine.margin.liquidation import liquidate
 from engine.margin.ratio import STATUS_LIQUIDATE, STATUS_MARGIN_CALL, ratio_text, sweep
 from engine.service import messages
 from engine.service.asset_settlement import Settlement, is_settlement, parse_settlement, settle
+from engine.service.order import EventTime
 from engine.service.outputs import TickOutputs, fund_doc, rejected_doc, topic_of_event
 from engine.service.ports import Output, Record, tp_name
 from engine.service.price_screen import PriceScreen
@@ -100,13 +101,13 @@ class AssetLiabilityService:
                 prices.append(record)
             else:
                 raise AssertionError(f"record from a topic the service does not read: {name}")
-        tick_ts = state.tick_ts
+        tick_ts = EventTime(state.tick_ts)
         assets = self.book.assets
         for record in events:
             try:
                 event = messages.parse_asset_event(record.value, record.key, assets)
                 self._apply(record, event)
-                tick_ts = max(tick_ts, event.ts)
+                tick_ts.accept(event.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
@@ -120,7 +121,7 @@ class AssetLiabilityService:
                     accepted = {}
                     settlement = parse_settlement(record.value, record.key, assets)
                     self._settle(settlement)
-                    tick_ts = max(tick_ts, settlement.ts)
+                    tick_ts.accept(settlement.ts)
                     stats.prices += 1
                     continue
                 update = messages.parse_asset_price(record.value, record.key, assets)
@@ -128,19 +129,19 @@ class AssetLiabilityService:
                     update.symbol, update.asset, update.ts, update.seq, update.price
                 ):
                     accepted[update.asset] = update
-                    tick_ts = max(tick_ts, update.ts)
+                    tick_ts.accept(update.ts)
                 else:
                     stats.prices_held += 1
                 stats.prices += 1
             except Rejected as exc:
                 stats.rejects[exc.reason] = stats.rejects.get(exc.reason, 0) + 1
                 out.add(topics.dead_letter, record.key or b"", rejected_doc(record, exc))
-        state.tick_ts = tick_ts
+        state.tick_ts = tick_ts.closing()
         self._set_prices(accepted)
         if self._priced():
             self._risk(out, stats)
         stats.outputs = out.counts
-        return out.finish(tick_ts)
+        return out.finish(state.tick_ts)
 
     def _apply(self, record: Record, event: messages.AssetEvent) -> None:
         name = tp_name(record.topic, record.partition)

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from engine.book.batch import CODE_OF_REASON, FILL, EventRules, apply_account_events
+from engine.book.batch import CODE_OF_REASON, FILL, ONE_BY_ONE, EventRules, apply_account_events
 from engine.book.errors import Rejected
 from engine.book.reasons import RejectReason
 from engine.service import messages
 from engine.service.ingest import PlainEvent, decode_account_events
+from engine.service.order import EventTime
 from engine.service.outputs import TickOutputs
 from engine.service.ports import Record, tp_name
 from engine.service.state import TickStats
@@ -34,13 +35,13 @@ def apply_account_records(
     records: Sequence[Record],
     out: TickOutputs,
     stats: TickStats,
-    tick_ts: int,
+    tick_ts: EventTime,
     *,
     stop_on_reject: bool = True,
     known: Sequence[PlainEvent | None] = (),
-) -> int:
-    """Apply the records in order, dead-lettering the refused ones in order; returns the
-    tick's event time advanced by the applied events. `stop_on_reject` off (tests) takes
+) -> None:
+    """Apply the records in order, dead-lettering the refused ones in order; the applied
+    events' ts go into the tick's event time `tick_ts`. `stop_on_reject` off (tests) takes
     the kernel's refusal codes without the per-event path's details. `known`: the records'
     rows as the tick order already decoded them (engine.service.ingest.PlainEvent), if so."""
     if not service.batch_account_events:
@@ -49,13 +50,13 @@ def apply_account_records(
             try:
                 event = messages.parse_account_event(record.value, record.key, instruments)
                 service._apply_event(record, event)
-                tick_ts = max(tick_ts, event.ts)
+                tick_ts.accept(event.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 service._dead_letter(out, stats, record, exc)
-        return tick_ts
+        return
     if not records:
-        return tick_ts
+        return
     decoded = decode_account_events(records, service.book.instruments, known)
     refused = dict(decoded.refused)
     cols, where = decoded.columns, decoded.rows
@@ -71,6 +72,11 @@ def apply_account_records(
         reserved = reserved_mask(cols.account, service.profile)
         reserved |= is_fill & reserved_mask(cols.counterparty, service.profile)
         cols.pre_outcome[reserved] = CODE_OF_REASON[RejectReason.RESERVED_ACCOUNT]
+        limits = sys.modules[type(service).__module__]  # the tick module's limits, as it reads them
+        # An id more than EVENT_ID_GAP_MAX above its partition's last applied one as the run
+        # opens may be a jump (an `invalid_event_id`): the per-event path decides it exactly.
+        gap = cols.event_id - last_event_id[cols.partition] > limits.EVENT_ID_GAP_MAX
+        cols.pre_outcome[gap] = ONE_BY_ONE
         if service.partition_of_account is not None:
             owned = service.partition_of_account
             for j in np.flatnonzero(is_fill).tolist():
@@ -95,7 +101,6 @@ def apply_account_records(
                 last_event_id[part_of[name]] = last.get(name, 0)
 
         config = service.config
-        limits = sys.modules[type(service).__module__]  # the tick module's limits, as it reads them
         rules = EventRules(
             fill_checks=config.fill_checks,
             band_rate=config.band_rate,
@@ -116,8 +121,8 @@ def apply_account_records(
                 assert reason is not None
                 refused[int(where[j])] = Rejected(reason, "refused by the batch kernel")
         if applied.any():
-            tick_ts = max(tick_ts, int(decoded.ts[applied].max()))
+            tick_ts.accept(int(decoded.ts[applied].max()))
+            tick_ts.accept(int(decoded.ts[applied].min()))
             stats.account_events += int(applied.sum())
     for i in sorted(refused):
         service._dead_letter(out, stats, records[i], refused[i])
-    return tick_ts

@@ -158,6 +158,20 @@ class PlainEvent(NamedTuple):
     def ts(self) -> int:
         return self.row[2]
 
+    @property
+    def event_id(self) -> int:
+        return self.row[1]
+
+    @property
+    def accounts(self) -> tuple[int, ...]:
+        """The accounts it names: buyer and seller of a fill, else its account."""
+        return (self.row[3], self.row[4]) if self.row[0] == FILL else (self.row[3],)
+
+    @property
+    def needs_open_accounts(self) -> bool:
+        """A withdrawal, fill or leverage change (a deposit opens its account)."""
+        return self.row[0] != DEPOSIT
+
 
 class FastDecoder:
     """The fast path on one instrument table: a plain record's row, or None."""

@@ -1,5 +1,6 @@
 """The order a tick applies its batch in: event time across topics, ties by topic
-(account events before prices), partition, offset, each partition in offset order.
+(account events before prices), partition, offset, each partition in offset order; and the
+event time a tick closes with (EventTime: bounded by TS_SKEW_MAX).
 
 A merge of the partitions by the event time of their next record, so a partition's records
 keep their offset order (event ids and seqs must rise within it) whatever their `ts`. The
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from engine.book.errors import Rejected
 from engine.book.instruments import InstrumentTable
+from engine.book.limits import TS_SKEW_MAX
 from engine.service import isolated_events, messages
 from engine.service.ingest import FastDecoder, arrow_rows, is_arrow_batch
 from engine.service.ports import Record, Topics
@@ -50,8 +53,11 @@ def tick_order(
     offset order (a merge of the partitions by the event time of their next record); a
     columnar batch record's events come out one by one, in row order, as records of their
     own. A record that does not parse takes the event time of the record before it in its
-    partition (the tick's opening event time for the first) and comes out as its
-    Rejected. A live run and a replay cut the same batches, so they apply the same order.
+    partition (the first ones, that of the first record of their partition that parses; the
+    tick's opening event time when none does) and comes out as its Rejected: just after
+    the record before it or just before the one after it, so it moves no other record, and
+    the records that parse come out in the same order with or without it. A live run and a
+    replay cut the same batches, so they apply the same order.
     With collateral assets (a multi-asset profile), their events and prices parse as such.
     `plain` (a tick that applies its account events as one batch, which decodes them itself):
     an account event in the plain producer form comes out as its engine.service.ingest.
@@ -99,9 +105,14 @@ def tick_order(
                 ) or parse(record.value, record.key, instruments)
             ts = message.ts
         except Rejected as exc:
-            message, ts = exc, queue[-1][0] if queue else opening_ts
+            message, ts = exc, queue[-1][0] if queue else -1
         queue.append((ts, record, message))
     for queue in queues.values():
+        # The records before the first that parses: that record's time (or the opening's).
+        lead = next((i for i, (_, _, m) in enumerate(queue) if not isinstance(m, Rejected)), None)
+        first_ts = opening_ts if lead is None else queue[lead][0]
+        for i in range(len(queue) if lead is None else lead):
+            queue[i] = (first_ts, *queue[i][1:])
         assert all(
             (a[1].offset, a[1].row) < (b[1].offset, b[1].row)
             for a, b in zip(queue, queue[1:], strict=False)
@@ -116,3 +127,25 @@ def tick_order(
         if i + 1 < len(queue):
             ts = queue[i + 1][0]
             heapq.heappush(heads, (ts, key, queue[i + 1][1].offset, i + 1))
+
+
+@dataclass
+class EventTime:
+    """A tick's event time: `accept` each applied message's ts; `closing()` is the largest
+    accepted ts, but never below the opening event time (it only rises) and at most
+    TS_SKEW_MAX past it -- for a fresh service (opening 0), past the earliest accepted ts --
+    so one message with a ts far ahead cannot set the service's event time for good."""
+
+    opening: int
+    high: int = 0  # the largest accepted ts
+    low: int = -1  # the smallest accepted ts; -1: none yet
+
+    def accept(self, ts: int) -> None:
+        self.high = max(self.high, ts)
+        self.low = ts if self.low < 0 else min(self.low, ts)
+
+    def closing(self) -> int:
+        if self.high <= self.opening:
+            return self.opening
+        base = self.opening if self.opening > 0 else self.low
+        return min(self.high, base + TS_SKEW_MAX)

@@ -8,16 +8,18 @@ and returns the output records it publishes, in order.
 The order (engine.service.order.tick_order): by event time (`ts`) across topics, ties by
 topic (account events before prices), then partition, then offset; each partition keeps
 its offset order, and a record that does not parse takes the time of the one before it in
-its partition. The order depends only on the batch, so a live run and a replay of its
-journal apply the same. The records in that order:
+its partition (those before the first that parses: that one's), which moves no other record. The
+order depends only on the batch, so a live run and a replay of its journal apply the
+same. The records in that order:
 
 1. an account event: validated (engine.service.messages), deduplicated by event id (ids
    must increase within a partition; one at or below the last seen there is a
-   `duplicate_event_id`), then applied to the book. A fill moves both sides atomically; when
-   the events topic is sharded, each shard applies the sides whose accounts are keyed into
-   the record's partition (the producer sends a fill once per partition involved). An
-   account event that follows accepted prices first closes their step (below), so it sees
-   the marks they set.
+   `duplicate_event_id`, one more than EVENT_ID_GAP_MAX above it -- 0 for a partition with
+   none -- is an `invalid_event_id`), then applied to the book. A fill moves both sides
+   atomically; when the events topic is sharded, each shard applies the sides whose
+   accounts are keyed into the record's partition (the producer sends a fill once per
+   partition involved). An account event that follows accepted prices first closes their
+   step (below), so it sees the marks they set.
 2. a price: validated, `stale_sequence` unless seq rises per symbol, then price sanity
    (Service._price_accepted): a price p against the reference r -- the symbol's mark as
    the tick opened -- is held, not acted on, when |p - r| x 10^8 > band_rate x r, until
@@ -31,7 +33,8 @@ journal apply the same. The records in that order:
    account event or the end of the tick: the last one per instrument becomes its mark.
 
 Each step (a run of accepted prices, closed by an account event or the end of the tick;
-the end of the tick is a step even without prices) then runs:
+the end of the tick is a step even without prices; an event refused whatever the marks --
+Service._refused_before_marks -- closes none) then runs:
 
 3. the sweep: engine.risk.incremental.IncrementalSweep (its statuses equal a full sweep's),
    or a full sweep; nothing runs until every instrument with open positions has a mark.
@@ -43,7 +46,9 @@ the end of the tick is a step even without prices) then runs:
 Every rejected record is dead-lettered with its reason and original bytes and changes no
 state: not the book, not the last event id of its partition, not a symbol's last seq, not
 the service's event time. Only an applied event, or an accepted price, moves those (a price
-held by the band moves only its hold count). The output documents and their ids are
+held by the band moves only its hold count). The event time a tick closes with is the
+largest accepted ts, but at most TS_SKEW_MAX past the event time it opened with
+(engine.service.order.EventTime). The output documents and their ids are
 engine.service.outputs'.
 
 Who may do what (authorization at the ingest): no account event may name a house account
@@ -87,6 +92,7 @@ from engine.book.fixed import RATE_SCALE
 from engine.book.limits import (
     ACCOUNTS_MAX,
     BALANCE_MAX,
+    EVENT_ID_GAP_MAX,
     POSITION_SLOTS_MAX,
     RESERVED_ACCOUNT_BASE,
     SEQ_GAP_MAX,
@@ -101,7 +107,7 @@ from engine.service.event_batch import apply_account_records
 from engine.service.exchange_outputs import call_outcome_doc, deadline_call_doc, reduction_doc
 from engine.service.ingest import PlainEvent, is_arrow_batch
 from engine.service.messages import Deposit, Fill, LeverageChange, PriceUpdate, Withdraw
-from engine.service.order import tick_order
+from engine.service.order import EventTime, tick_order
 from engine.service.outputs import (
     TickOutputs,
     event_doc,
@@ -195,7 +201,7 @@ class Service:
         self._opening_mark = np.where(book.mark_set, book.mark, 0).astype(np.int64)
         self._first_accepted: dict[int, int] = {}
         self._marked_now = set()
-        tick_ts = state.tick_ts
+        tick_ts = EventTime(state.tick_ts)
         assets = () if self.profile.collateral is None else self.profile.collateral.assets
         pending: dict[int, PriceUpdate] = {}  # accepted prices not yet marks: one step
         collateral: dict[str, messages.CollateralPrice] = {}  # likewise, collateral assets
@@ -216,15 +222,16 @@ class Service:
                 and not is_arrow_batch(record.value)  # an unreadable columnar batch: below
             ):
                 # A run of account events: applied together (engine.service.event_batch:
-                # the C batch path, or one by one), after the prices before it took effect.
-                if pending:
+                # the C batch path, or one by one), after the prices before it took effect
+                # (an event refused whatever the marks does not close their step).
+                if pending and not self._refused_before_marks(record, message):
                     self._step(out, stats, pending, collateral)
                     pending, collateral = {}, {}
                 run.append(record)
                 known.append(message if isinstance(message, PlainEvent) else None)
                 continue
             if run:
-                tick_ts = apply_account_records(self, run, out, stats, tick_ts, known=known)
+                apply_account_records(self, run, out, stats, tick_ts, known=known)
                 run, known = [], []
             if isinstance(message, Rejected):
                 self._dead_letter(out, stats, record, message)
@@ -232,7 +239,7 @@ class Service:
             if isinstance(message, messages.CollateralPrice):
                 try:
                     if self._collateral_price(message, collateral):
-                        tick_ts = max(tick_ts, message.ts)
+                        tick_ts.accept(message.ts)
                     else:
                         stats.prices_held += 1
                     stats.prices += 1
@@ -246,7 +253,7 @@ class Service:
                     pending, collateral = {}, {}
                 try:
                     self._parameter(out, message)
-                    tick_ts = max(tick_ts, message.ts)
+                    tick_ts.accept(message.ts)
                     stats.prices += 1
                 except Rejected as exc:
                     self._dead_letter(out, stats, record, exc)
@@ -256,14 +263,14 @@ class Service:
                     update = self._guarded_price(message)
                     if update is not None:
                         pending[update.instrument] = update
-                        tick_ts = max(tick_ts, update.ts)
+                        tick_ts.accept(update.ts)
                     else:
                         stats.prices_held += 1
                     stats.prices += 1
                 except Rejected as exc:
                     self._dead_letter(out, stats, record, exc)
                 continue
-            if pending or collateral:
+            if (pending or collateral) and not self._refused_before_marks(record, message):
                 # An account event after prices: those prices' marks and their risk first.
                 self._step(out, stats, pending, collateral)
                 pending, collateral = {}, {}
@@ -271,16 +278,16 @@ class Service:
                 if isinstance(message, isolated_events.IsolatedFill):  # to its sub-accounts
                     message = isolated_events.resolve_fill(self.models.isolated, message)
                 self._apply_event(record, message)
-                tick_ts = max(tick_ts, message.ts)
+                tick_ts.accept(message.ts)
                 stats.account_events += 1
             except Rejected as exc:
                 self._dead_letter(out, stats, record, exc)
         if run:
-            tick_ts = apply_account_records(self, run, out, stats, tick_ts, known=known)
-        state.tick_ts = tick_ts
+            apply_account_records(self, run, out, stats, tick_ts, known=known)
+        state.tick_ts = tick_ts.closing()
         self._step(out, stats, pending, collateral)
         stats.outputs = out.counts
-        return out.finish(tick_ts)
+        return out.finish(state.tick_ts)
 
     def _step(
         self,
@@ -323,6 +330,30 @@ class Service:
     def _owned(self, account: int, partition: int) -> bool:
         return self.partition_of_account is None or self.partition_of_account(account) == partition
 
+    def _refused_before_marks(self, record: Record, message: Any) -> bool:
+        """Whether the account event will be refused whatever the marks and the risk at
+        them: it does not parse, its id is a duplicate or a jump, it names a house account,
+        or (unsharded) an account it needs is not open -- a step (marks, sweep, waterfall)
+        opens or spends none of those. Such an event does not close the prices' step before
+        it, so the tick's steps, and the state, are those of the accepted records alone."""
+        if isinstance(message, Rejected):
+            return True
+        last = self.state.last_event_id.get(tp_name(record.topic, record.partition), 0)
+        if not 0 < message.event_id - last <= EVENT_ID_GAP_MAX:
+            return True
+        plain = isinstance(message, PlainEvent)  # read by the fast path (engine.service.ingest)
+        accounts = message.accounts if plain else messages.accounts_of(message)
+        if any(is_reserved(account, self.profile) for account in accounts):
+            return True
+        needs_open = (
+            message.needs_open_accounts
+            if plain
+            else isinstance(message, Withdraw | Fill | LeverageChange)
+        )
+        if self.partition_of_account is None and needs_open:
+            return any(self.book.index.find(account) is None for account in accounts)
+        return False
+
     def _apply_event(self, record: Record, event: messages.AccountEvent) -> None:
         """Dedup, authorize, apply all or nothing; the event id counts as seen only once
         the event is applied."""
@@ -332,6 +363,12 @@ class Service:
             raise Rejected(
                 RejectReason.DUPLICATE_EVENT_ID,
                 f"event id {event.event_id} is not above {last}, the last seen in {name}",
+            )
+        if event.event_id - last > EVENT_ID_GAP_MAX:
+            raise Rejected(
+                RejectReason.INVALID_EVENT_ID,
+                f"event id {event.event_id} is more than {EVENT_ID_GAP_MAX} above {last},"
+                f" the last seen in {name}",
             )
         for account in messages.accounts_of(event):
             if is_reserved(account, self.profile):

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from engine.book.limits import RESERVED_ACCOUNT_BASE
 from engine.io.snapshot import book_batch
 from engine.service import event_batch, messages, tick
-from engine.service.order import tick_order
+from engine.service.order import EventTime, tick_order
 from engine.service.outputs import TickOutputs
 from engine.service.ports import Output, Record
 from engine.service.state import ServiceConfig, TickStats
@@ -200,11 +200,12 @@ def test_kernel_refusal_codes_equal_the_per_event_reasons(
         out = TickOutputs(service.config.shard, service.state.tick)
         for r in records:
             service.state.offsets[f"{r.topic}:{r.partition}"] = r.offset + 1
-        opening_ts = service.state.tick_ts
         instruments = service.book.instruments
-        ordered = [r for r, _ in tick_order(records, config.topics, opening_ts, instruments)]
+        ordered = [
+            r for r, _ in tick_order(records, config.topics, service.state.tick_ts, instruments)
+        ]
         event_batch.apply_account_records(
-            service, ordered, out, TickStats(), 0, stop_on_reject=False
+            service, ordered, out, TickStats(), EventTime(0), stop_on_reject=False
         )
         return service, out.finish(0)
 

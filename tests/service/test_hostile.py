@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from engine.book.book import Book
+from engine.book.limits import EVENT_ID_GAP_MAX, TS_MAX, TS_SKEW_MAX
 from engine.io.snapshot import book_batch
 from engine.service import messages, tick
 from engine.service.ports import Record
@@ -138,18 +139,20 @@ def test_sentinel_values_poison_nothing() -> None:
     bad = [
         record(messages.deposit_doc(big, TS0, 1, "1")),
         record(messages.deposit_doc(10, big, 1, "1")),
-        # Well-formed but refused by the book: its id (the largest allowed) is not spent.
-        record(messages.withdraw_doc(2**62 - 1, TS0 + 5, 999, "1")),
+        # Well-formed but refused by the book: its id (the largest the gap above the last
+        # applied id, 2, allows) is not spent.
+        record(messages.withdraw_doc(2 + EVENT_ID_GAP_MAX, TS0 + 5, 999, "1")),
         record(messages.price_doc("BTCUSDT", TS0, big, mark_price="100000"), "prices"),
         record(messages.price_doc("BTCUSDT", big, 2, mark_price="100000"), "prices"),
     ]
     # In event-time order: the records that do not parse take the time of the one before
-    # them in their partition (the tick's opening time for the first), so the refused
-    # withdrawal (TS0 + 5) comes after the two prices (TS0).
+    # them in their partition (those before the first that parses, that one's: the refused
+    # withdrawal's TS0 + 5; the tick's opening time, TS0, where none parses), so the two
+    # prices come first.
     assert reasons(service, bad) == [
-        "invalid_event_id",
-        "invalid_timestamp",
         "invalid_sequence",
+        "invalid_timestamp",
+        "invalid_event_id",
         "invalid_timestamp",
         "unknown_account",
     ]
@@ -240,3 +243,121 @@ def test_limits_on_balances_and_accounts(monkeypatch: pytest.MonkeyPatch) -> Non
     fill = record(messages.fill_doc(14, TS0, "BTCUSDT", "100000", "0.01", 1, 2))
     assert reasons(service, [fill]) == ["limit_exceeded"]
     assert audit(service.book).ok
+
+
+@pytest.mark.parametrize("batch", [True, False])
+def test_an_applied_event_id_near_the_limit_cannot_block_its_partition(batch: bool) -> None:
+    # Rule: an event id more than EVENT_ID_GAP_MAX above its partition's last applied id (0
+    # for a partition with none) is refused (`invalid_event_id`) and spends nothing.
+    service = fresh()
+    service.batch_account_events = batch
+    before = frozen(service)
+    huge = [
+        record(messages.deposit_doc(2**62 - 1, TS0, 1, "1")),  # valid, well-formed, applicable
+        record(messages.deposit_doc(2 + EVENT_ID_GAP_MAX + 1, TS0, 1, "1")),
+        record(messages.deposit_doc(EVENT_ID_GAP_MAX + 1, TS0, 1, "1"), partition=1),
+    ]
+    assert reasons(service, huge) == ["invalid_event_id"] * 3
+    assert unchanged(service, before)
+    # The partition goes on; a jump within the gap is applied (and a fresh partition's
+    # first id may be up to the gap).
+    ok = [
+        record(messages.deposit_doc(3, TS0, 1, "1")),
+        record(messages.deposit_doc(3 + EVENT_ID_GAP_MAX, TS0, 1, "1")),
+        record(messages.deposit_doc(EVENT_ID_GAP_MAX, TS0, 1, "1"), partition=1),
+    ]
+    assert reasons(service, ok) == []
+    assert service.state.last_event_id == {
+        "account-events:0": 3 + EVENT_ID_GAP_MAX,
+        "account-events:1": EVENT_ID_GAP_MAX,
+    }
+
+
+def test_an_accepted_ts_near_the_limit_cannot_set_the_event_time_for_good() -> None:
+    # Rule: the event time a tick closes with is its largest accepted ts, but at most
+    # TS_SKEW_MAX past the event time it opened with; the message itself is applied.
+    service = fresh()
+    assert service.state.tick_ts == TS0
+    far = TS_MAX - 1
+    assert reasons(service, [record(messages.deposit_doc(3, far, 1, "1"))]) == []
+    assert reasons(service, [price("BTCUSDT", 4, "100000", far)]) == []
+    assert service.state.last_event_id == {"account-events:0": 3}
+    assert service.state.tick_ts == TS0 + 2 * TS_SKEW_MAX  # a week per tick, not 2100
+    # Real time catches up and the event time follows it again.
+    real = TS0 + 3 * TS_SKEW_MAX
+    assert reasons(service, [record(messages.deposit_doc(4, real, 1, "1"))]) == []
+    assert service.state.tick_ts == real
+    assert reasons(service, [record(messages.deposit_doc(5, real - 10, 1, "1"))]) == []
+    assert service.state.tick_ts == real  # it only rises
+    # A fresh service's first tick: bounded past its earliest accepted ts.
+    _offsets.clear()
+    first = memory_service(Profile.shipped(), ServiceConfig())
+    docs = [messages.deposit_doc(1, TS0, 1, "5"), messages.deposit_doc(2, far, 1, "5")]
+    assert reasons(first, [record(doc) for doc in docs]) == []
+    assert first.state.tick_ts == TS0 + TS_SKEW_MAX
+
+
+def _twins(records: list[Record], kept: list[Record]) -> tuple[Service, Service]:
+    """A fresh service ticked with `records` and one ticked with `kept` only."""
+    services = []
+    for batch in (records, kept):
+        service = fresh()
+        service.tick(
+            [
+                Record(r.topic, r.partition, r.offset + 100, r.key, r.value)  # after fresh()'s
+                for r in batch
+            ]
+        )
+        services.append(service)
+    return services[0], services[1]
+
+
+def _same_state(a: Service, b: Service) -> bool:
+    extra_a, extra_b = a.extra()["service"], b.extra()["service"]
+    extra_a.pop("offsets"), extra_b.pop("offsets")
+    return book_batch(a.book).equals(book_batch(b.book)) and extra_a == extra_b
+
+
+def test_a_rejected_record_moves_no_other_record_in_the_tick_order() -> None:
+    # Partition 1 opens with a record that does not parse: it must not hold back the deposit
+    # behind it (TS0 - 5) until the tick's opening event time (TS0).
+    bad = Record("account-events", 1, 0, None, b"{not json")
+    first = Record("account-events", 1, 1, None, messages.encode(deposit(3, TS0 - 5, 31)))
+    second = Record("account-events", 0, 0, None, messages.encode(deposit(3, TS0 - 1, 32)))
+    a, b = _twins([bad, first, second], [first, second])
+    assert a.book.account_id[-2:].tolist() == [31, 32]
+    assert _same_state(a, b)
+
+
+def test_an_event_refused_whatever_the_marks_does_not_split_a_price_step() -> None:
+    # A long of 1.5 BTC on 10,000; a -9% print then a full recovery in one tick: one step,
+    # at the last mark, liquidates no one. A redelivered (duplicate) event between the two
+    # prices must not make the -9% print a step of its own.
+    def tick_records(with_duplicate: bool) -> list[Record]:
+        rows = [
+            (
+                "account-events",
+                messages.fill_doc(3, TS0, "BTCUSDT", "100000", "1.5", 1, 2),
+            ),
+            ("prices", messages.price_doc("BTCUSDT", TS0 + 1, 4, mark_price="91000")),
+            *(
+                [("account-events", deposit(1, TS0 + 2, 1))]  # id 1 again: a duplicate
+                if with_duplicate
+                else []
+            ),
+            ("prices", messages.price_doc("BTCUSDT", TS0 + 3, 5, mark_price="100000")),
+        ]
+        offsets = {"account-events": 0, "prices": 0}
+        out = []
+        for topic, doc in rows:
+            out.append(Record(topic, 0, offsets[topic], None, messages.encode(doc)))
+            offsets[topic] += 1
+        return out
+
+    a, b = _twins(tick_records(True), tick_records(False))
+    assert a.book.position(1, "BTCUSDT")[0] == b.book.position(1, "BTCUSDT")[0] != 0
+    assert _same_state(a, b)
+
+
+def deposit(event_id: int, ts: int, account: int) -> dict[str, Any]:
+    return messages.deposit_doc(event_id, ts, account, "10000")
