@@ -106,3 +106,13 @@ def test_docs_example_runs() -> None:
     blocks = re.findall(r"```python\n(.*?)```", DOCS.read_text(), re.S)
     assert len(blocks) >= 5
     exec(compile("\n".join(blocks), str(DOCS), "exec"), {"__name__": "docs_api"})
+
+
+def test_the_lazy_names_are_the_api() -> None:
+    # engine/__init__.py lists the API's names without importing it (import stays cheap);
+    # that list and engine.api.__all__ must be the same set.
+    import engine
+    from engine import api
+
+    assert frozenset(api.__all__) == engine._API
+    assert all(hasattr(api, name) for name in api.__all__)

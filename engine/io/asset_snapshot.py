@@ -26,11 +26,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.ipc as ipc
 
 from engine.book.fixed import RATE_SCALE
 from engine.book.ledger import EXTERNAL, Reason
-from engine.io.snapshot import SUFFIX, SnapshotError, batch_checksum, write_checked
+from engine.io.snapshot import SUFFIX, SnapshotError, read_checked, write_checked
 from engine.margin.accounts import HELD, LENDER, OWED, AssetBook
 from engine.margin.assets import AssetTable
 
@@ -144,25 +143,7 @@ def read_asset_snapshot(path: str | Path) -> tuple[AssetBook, dict[str, Any]]:
 
 
 def _read(path: Path) -> tuple[AssetBook, dict[str, Any]]:
-    with pa.memory_map(str(path), "r") as source:
-        reader = ipc.open_file(source)
-        if reader.num_record_batches != 1:
-            raise SnapshotError(f"{path}: expected one record batch")
-        batch = reader.get_batch(0)
-        batch.validate(full=True)
-    raw = {k.decode(): v.decode() for k, v in (batch.schema.metadata or {}).items()}
-    checksum = raw.pop("checksum", None)
-    if raw.get("format_version") != FORMAT:
-        raise SnapshotError(
-            f"{path}: not an asset-liability snapshot (format {raw.get('format_version')!r})"
-        )
-    if not batch.schema.remove_metadata().equals(SCHEMA):
-        raise SnapshotError(f"{path}: columns or types differ from an asset snapshot's")
-    if checksum != batch_checksum(batch.replace_schema_metadata(None), raw):
-        raise SnapshotError(f"{path}: checksum mismatch (corrupt or modified)")
-    extra = json.loads(raw["extra"])
-    if not isinstance(extra, dict):
-        raise SnapshotError(f"{path}: metadata `extra` is not an object")
+    batch, raw, extra = read_checked(path, SCHEMA, FORMAT, "an asset-liability snapshot")
     return _book_from(batch, raw), extra
 
 

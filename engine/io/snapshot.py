@@ -183,7 +183,14 @@ def read_snapshot(path: str | Path) -> tuple[Book, dict[str, Any]]:
         ) from None
 
 
-def _read_snapshot(path: Path) -> tuple[Book, dict[str, Any]]:
+def read_checked(
+    path: Path, schema: pa.Schema, format_version: str, what: str
+) -> tuple[pa.RecordBatch, dict[str, str], dict[str, Any]]:
+    """A snapshot file's one record batch, its metadata (checksum removed) and its `extra`,
+    after every check a corrupt file can fail: one batch, Arrow's full validation, UTF-8
+    metadata, the format version, the exact columns and types (`schema`; the checksum
+    does not cover types) and the checksum. Shared by every kind of snapshot (`what` names
+    it in the messages); each raises SnapshotError only."""
     try:
         with pa.memory_map(str(path), "r") as source:
             reader = ipc.open_file(source)
@@ -199,15 +206,22 @@ def _read_snapshot(path: Path) -> tuple[Book, dict[str, Any]]:
     except UnicodeDecodeError:
         raise SnapshotError(f"{path}: schema metadata is not UTF-8 (corrupt)") from None
     checksum = raw.pop("checksum", None)
-    if raw.get("format_version") != str(FORMAT_VERSION):
-        raise SnapshotError(f"{path}: unsupported format version {raw.get('format_version')}")
-    if not batch.schema.remove_metadata().equals(SCHEMA):
-        raise SnapshotError(f"{path}: columns or types differ from a snapshot's")
+    if raw.get("format_version") != format_version:
+        raise SnapshotError(
+            f"{path}: not {what} (unsupported format version {raw.get('format_version')!r})"
+        )
+    if not batch.schema.remove_metadata().equals(schema):
+        raise SnapshotError(f"{path}: columns or types differ from {what}'s")
     if checksum != batch_checksum(batch.replace_schema_metadata(None), raw):
         raise SnapshotError(f"{path}: checksum mismatch (corrupt or modified)")
     extra = json.loads(raw["extra"])
     if not isinstance(extra, dict):
         raise SnapshotError(f"{path}: metadata `extra` is not an object")
+    return batch, raw, extra
+
+
+def _read_snapshot(path: Path) -> tuple[Book, dict[str, Any]]:
+    batch, raw, extra = read_checked(path, SCHEMA, str(FORMAT_VERSION), "a snapshot")
     return _book_from(batch, raw), extra
 
 
